@@ -1,0 +1,1 @@
+"""Data: unpaired pair sampling and per-dataset DataModules."""

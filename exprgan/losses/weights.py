@@ -1,0 +1,35 @@
+"""The trade-off weights of the overall objective (Eq. 12)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the generator's loss terms; defaults are the paper's (Sec. IV-B).
+
+    ``L = L_adv + L_inter + L_C + l1 * L_r + l2 * L_per + l3 * L_p + l4 * TV``.
+
+    Attributes:
+        reconstruction: lambda1, on ``L_r`` (10).
+        perceptual: lambda2, on ``L_per`` (15).
+        pixel_sum: lambda3, on ``L_p`` (5).
+        total_variation: lambda4, on TV of the synthesised images (5).
+        adversarial: weight of ``L_adv`` (1).
+        interpolation: weight of ``L_inter`` (1; 0 is the No_InterL ablation).
+        classification: weight of ``L_C`` in the generator's loss (1).
+    """
+
+    reconstruction: float = 10.0
+    perceptual: float = 15.0
+    pixel_sum: float = 5.0
+    total_variation: float = 5.0
+    adversarial: float = 1.0
+    interpolation: float = 1.0
+    classification: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if value < 0:
+                raise ValueError(f"loss weight {name} must be >= 0, got {value}")

@@ -1,0 +1,91 @@
+"""C: CNN features fused with the generator's expression representation (Eq. 8, Table I)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from exprgan.models.backbones import BackboneName, ImageNetNormalize, build_backbone
+
+
+class ExpressionClassifier(nn.Module):
+    """``(image [N, 3, H, W], R [N, 512, H/32, W/32]) -> logits [N, n]``.
+
+    Backbone features at stride 32 (VGG19 pool5 in the paper) are concatenated with
+    ``R = G_enc(I)`` of the same image, fused by a 1x1 conv ("FC(512)"), pooled to 7x7 and
+    classified by ``Linear(25088, 4096), ReLU, Dropout, Linear(4096, 4096), ReLU, Dropout,
+    Linear(4096, n)``. With ``representation_channels=0`` it reads the backbone only (the
+    paper's No_ExpR ablation). Images are in ``[-1, 1]``; the ImageNet normalisation the
+    backbone expects is applied inside.
+
+    Args:
+        num_expressions: ``n``, the number of classes.
+        backbone: ``vgg19`` (paper), ``vgg19_bn`` (authors' release), ``resnet50``
+            (TwoStage_res50) or ``resnet18`` (light, for fast CPU runs).
+        pretrained: load the backbone's ImageNet weights.
+        weights_path: local file with the backbone's torchvision state dict; implies
+            ``pretrained`` and never downloads.
+        representation_channels: channels of R (512); 0 disables the fusion.
+        fused_channels: output channels of the 1x1 fusion conv (512).
+        hidden_features: width of the two hidden linear layers (4096).
+        dropout: dropout probability after each hidden layer.
+    """
+
+    def __init__(
+        self,
+        num_expressions: int,
+        backbone: BackboneName = "vgg19",
+        pretrained: bool = False,
+        weights_path: str | os.PathLike[str] | None = None,
+        representation_channels: int = 512,
+        fused_channels: int = 512,
+        hidden_features: int = 4096,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.num_expressions = num_expressions
+        self.representation_channels = representation_channels
+        self.normalize = ImageNetNormalize()
+        self.backbone, backbone_channels = build_backbone(backbone, pretrained, weights_path)
+        self.fuse = nn.Conv2d(backbone_channels + representation_channels, fused_channels, kernel_size=1)
+        self.pool = nn.AdaptiveAvgPool2d((7, 7))
+        self.head = nn.Sequential(
+            nn.Linear(fused_channels * 7 * 7, hidden_features),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_features, hidden_features),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_features, num_expressions),
+        )
+
+    @property
+    def uses_representation(self) -> bool:
+        """Whether the classifier reads G_enc's representation (off for No_ExpR)."""
+        return self.representation_channels > 0
+
+    def forward_features(self, images: torch.Tensor, representation: torch.Tensor | None = None) -> torch.Tensor:
+        """Fused features ``[N, fused_channels, 7, 7]``."""
+        x = self.backbone(self.normalize(images))  # [N, C, H/32, W/32]
+        if self.uses_representation:
+            if representation is None:
+                raise ValueError("this classifier fuses G_enc's representation: pass representation=G_enc(images)")
+            if representation.shape[0] != x.shape[0] or representation.shape[1:] != (
+                self.representation_channels,
+                *x.shape[-2:],
+            ):
+                raise ValueError(
+                    f"representation must be [{x.shape[0]}, {self.representation_channels}, "
+                    f"{x.shape[-2]}, {x.shape[-1]}], got {tuple(representation.shape)}"
+                )
+            x = torch.cat([x, representation], dim=1)
+        return self.pool(self.fuse(x))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, n]`` from fused features."""
+        return self.head(features.flatten(1))
+
+    def forward(self, images: torch.Tensor, representation: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(images, representation))

@@ -1,0 +1,175 @@
+"""Networks: shapes at 32/64/256 px, gradients, residual wiring, l2-N (acceptance 5)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from exprgan.models import (
+    ConditionalDiscriminator,
+    Encoder,
+    ExpressionClassifier,
+    Generator,
+    L2Norm,
+    MultiScaleDiscriminator,
+)
+from tests.conftest import images
+
+N = 7
+
+
+def _labels() -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.tensor([0, 5]), torch.tensor([3, 1])
+
+
+def test_l2norm_normalises_each_pixel_with_scalar_gain_and_bias() -> None:
+    layer = L2Norm()
+    assert [tuple(p.shape) for p in layer.parameters()] == [(), ()]
+    x = torch.randn(2, 5, 3, 3)
+    y = layer(x)
+    assert torch.allclose(y.norm(dim=1), torch.ones(2, 3, 3), atol=1e-6)
+    with torch.no_grad():
+        layer.gain.fill_(2.0)
+        layer.bias.fill_(0.5)
+    assert torch.allclose(layer(x), 2 * y + 0.5, atol=1e-6)
+    assert torch.allclose(layer(x[:1]), layer(x)[:1])  # no batch statistics
+
+
+@pytest.mark.parametrize("size", [32, 64, 256])
+def test_generator_and_discriminator_shapes(size: int) -> None:
+    generator, discriminator = Generator(N), MultiScaleDiscriminator(N, size)
+    a, b = images(2, size), images(2, size)
+    y_a, y_b = _labels()
+    out = generator(a, b, y_a, y_b, interpolate=True)
+    for image in (out.image_c, out.image_d, out.recon_a, out.recon_b, out.interp_c, out.interp_d):
+        assert image is not None and image.shape == (2, 3, size, size)
+        assert image.min() >= -1 and image.max() <= 1
+    assert out.code_a.shape == out.code_b.shape == (2, 512, size // 32, size // 32)
+    logits = discriminator(out.image_c, y_b)
+    assert [tuple(t.shape) for t in logits] == [(2,), (2,)]
+    assert discriminator.d2.image_size == size // 2
+
+
+@pytest.mark.parametrize("size", [32, 64, 256])
+def test_classifier_shapes(size: int) -> None:
+    classifier = ExpressionClassifier(N, backbone="vgg19").eval()
+    x = images(1, size)
+    representation = Encoder()(x)
+    assert classifier(x, representation).shape == (1, N)
+    assert classifier.forward_features(x, representation).shape == (1, 512, 7, 7)
+
+
+@pytest.mark.parametrize("backbone", ["vgg19_bn", "resnet50", "resnet18"])
+def test_other_backbones(backbone: str) -> None:
+    classifier = ExpressionClassifier(6, backbone=backbone).eval()
+    x = images(1, 64)
+    assert classifier(x, Encoder()(x)).shape == (1, 6)
+
+
+def test_generator_outputs_stay_in_range_for_extreme_inputs() -> None:
+    generator = Generator(N)
+    for module in generator.decoder.modules():  # blow up the residual
+        if isinstance(module, torch.nn.ConvTranspose2d):
+            module.weight.data.mul_(50)
+    a, b = torch.ones(2, 3, 32, 32), -torch.ones(2, 3, 32, 32)
+    out = generator(a, b, *_labels())
+    for image in (out.image_c, out.image_d, out.recon_a, out.recon_b):
+        assert image.min() >= -1 and image.max() <= 1
+
+
+def _assert_finite_grads(module: torch.nn.Module) -> None:
+    for name, p in module.named_parameters():
+        assert p.grad is not None, f"{name} received no gradient"
+        assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
+    assert sum(float(p.grad.abs().sum()) for p in module.parameters()) > 0
+
+
+def test_every_parameter_gets_a_finite_gradient_at_64px() -> None:
+    generator, discriminator = Generator(N), MultiScaleDiscriminator(N, 64)
+    classifier = ExpressionClassifier(N, backbone="vgg19")
+    a, b = images(2, 64), images(2, 64)
+    y_a, y_b = _labels()
+    out = generator(a, b, y_a, y_b, interpolate=True)
+    fakes = torch.cat([out.image_c, out.image_d, out.interp_c, out.interp_d, out.recon_a, out.recon_b])
+    labels = torch.cat([y_b, y_a, y_b, y_a, y_a, y_b])
+    loss = sum(logit.mean() for logit in discriminator(fakes, labels))
+    loss = loss + classifier(out.image_c, generator.encode(out.image_c)).logsumexp(1).mean()
+    loss.backward()
+    for module in (generator, discriminator, classifier):
+        _assert_finite_grads(module)
+
+
+def test_batched_decoding_equals_one_call_per_input() -> None:
+    generator = Generator(N)
+    a, b = images(2, 32), images(2, 32)
+    y_a, y_b = _labels()
+    out = generator(a, b, y_a, y_b, interpolate=True)
+
+    feats_a, feats_b = generator.encoder.forward_features(a), generator.encoder.forward_features(b)
+    r_a, r_b = feats_a[-1], feats_b[-1]
+    r_c, r_d = generator.switch.swap(r_a, r_b, y_a, y_b)
+    s = generator.switch.code(y_a, y_b, r_a)
+    image_c = (a + generator.decoder(r_c, r_a, s, feats_a[:-1])).clamp(-1, 1)
+    image_d = (b + generator.decoder(r_d, r_b, s, feats_b[:-1])).clamp(-1, 1)
+    recon_a = (a + generator.decoder(r_a, r_a, generator.switch.zero_code(r_a), feats_a[:-1])).clamp(-1, 1)
+    p_c, _ = generator.switch.interpolate(r_a, r_b, y_a, y_b, 0.5)
+    interp_c = (a + generator.decoder(p_c, r_a, s, feats_a[:-1])).clamp(-1, 1)
+    for got, want in ((out.image_c, image_c), (out.image_d, image_d), (out.recon_a, recon_a), (out.interp_c, interp_c)):
+        assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(generator.reconstruct(a), recon_a, atol=1e-5)
+
+
+def test_zero_residual_returns_the_input_image() -> None:
+    generator = Generator(N)
+    torch.nn.init.zeros_(generator.decoder.to_residual.weight)
+    torch.nn.init.zeros_(generator.decoder.to_residual.bias)
+    a, b = images(2, 32), images(2, 32)
+    out = generator(a, b, *_labels())
+    assert torch.equal(out.image_c, a) and torch.equal(out.recon_b, b)
+
+
+def test_decoder_adds_the_edited_images_skips() -> None:
+    generator = Generator(N)
+    a, b = images(2, 32), images(2, 32)
+    feats = generator.encoder.forward_features(a)
+    code = feats[-1]
+    zero = generator.switch.zero_code(code)
+    with_skips = generator.decoder(code, code, zero, feats[:-1])
+    without = generator.decoder(code, code, zero, [torch.zeros_like(f) for f in feats[:-1]])
+    assert not torch.allclose(with_skips, without)
+    # I_c is built on I_a: it changes when I_a changes even with the code held fixed
+    y_a, y_b = _labels()
+    assert not torch.allclose(generator(a, b, y_a, y_b).image_c, generator(b, a, y_a, y_b).image_c)
+
+
+def test_transfer_with_equal_labels_is_the_reconstruction() -> None:
+    generator = Generator(N)
+    a, b = images(2, 32), images(2, 32)
+    out = generator.transfer(a, b, torch.tensor([2, 2]), torch.tensor([2, 4]))
+    assert torch.allclose(out[0], generator.reconstruct(a[:1])[0], atol=1e-5)
+    full = generator(a, b, torch.tensor([2, 2]), torch.tensor([3, 4])).image_c
+    assert torch.allclose(out[1], full[1], atol=1e-5)
+
+
+def test_discriminator_is_conditioned_on_the_label() -> None:
+    discriminator = ConditionalDiscriminator(N, 32)
+    x = images(1, 32).repeat(2, 1, 1, 1)
+    logits = discriminator(x, torch.tensor([0, 4]))
+    assert not torch.isclose(logits[0], logits[1])
+
+
+def test_sizes_that_are_not_multiples_of_32_are_refused() -> None:
+    with pytest.raises(ValueError, match="multiples of 32"):
+        Encoder()(images(1, 48))
+    with pytest.raises(ValueError, match="32x32"):
+        ConditionalDiscriminator(N, 32)(images(1, 64), torch.tensor([0]))
+
+
+def test_classifier_without_representation_is_the_no_expr_ablation() -> None:
+    plain = ExpressionClassifier(N, backbone="resnet18", representation_channels=0).eval()
+    assert plain(images(1, 32)).shape == (1, N)
+    fused = ExpressionClassifier(N, backbone="resnet18").eval()
+    with pytest.raises(ValueError, match="representation"):
+        fused(images(1, 32))
+    with pytest.raises(ValueError, match="representation must be"):
+        fused(images(1, 32), torch.zeros(1, 512, 2, 2))
