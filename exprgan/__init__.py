@@ -6,3 +6,11 @@ Learning for Facial Expression Recognition", IEEE TCSVT 2021. Networks live in
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # lazy: importing exprgan stays light, exprgan.JointExprGAN works
+    if name == "JointExprGAN":
+        from exprgan.joint import JointExprGAN
+
+        return JointExprGAN
+    raise AttributeError(f"module 'exprgan' has no attribute {name!r}")

@@ -1,10 +1,10 @@
-"""The ``exprgan`` command."""
+"""The ``exprgan`` command: ``fit | validate | test | predict`` through LightningCLI, and tools."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from exprgan import __version__
 
@@ -21,19 +21,54 @@ def params_main(args: Sequence[str]) -> None:
     print(format_breakdown(parameter_breakdown(options.num_expressions, options.image_size, options.backbone)))
 
 
-COMMANDS = {"params": params_main}
+TOOLS: dict[str, Callable[[Sequence[str]], None]] = {"params": params_main}
+
+
+def lightning_main(args: Sequence[str] | None) -> None:
+    """``exprgan fit | validate | test | predict --config FILE``."""
+    from pytorch_lightning.cli import LightningCLI
+
+    from exprgan.datamodules import PairDataModule
+    from exprgan.joint import JointExprGAN, NonFiniteLossError
+
+    class ExprGANCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (jsonargparse parser)
+            for name in ("num_expressions", "image_size", "class_names"):
+                parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
+
+        def before_instantiate_classes(self) -> None:
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            # G, D and C are updated in separate backward passes: DDP must allow unused parameters
+            if config.trainer.strategy == "ddp":
+                config.trainer.strategy = "ddp_find_unused_parameters_true"
+
+    try:
+        ExprGANCLI(
+            JointExprGAN,
+            PairDataModule,
+            subclass_mode_data=True,
+            args=args,
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={
+                "logger": {"class_path": "exprgan.loggers.AutoWandbLogger"},
+            },
+        )
+    except NonFiniteLossError as error:
+        print(f"exprgan: {error}", file=sys.stderr)
+        raise SystemExit(1) from error
 
 
 def cli_main(args: Sequence[str] | None = None) -> None:
-    """Entry point of the ``exprgan`` console script."""
-    args = list(sys.argv[1:] if args is None else args)
-    if args and args[0] in COMMANDS:
-        COMMANDS[args[0]](args[1:])
+    """Entry point of the ``exprgan`` console script (``args`` default to ``sys.argv[1:]``)."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] in TOOLS:
+        TOOLS[argv[0]](argv[1:])
         return
-    parser = argparse.ArgumentParser(prog="exprgan", description="Joint expression synthesis and recognition.")
-    parser.add_argument("--version", action="version", version=f"exprgan {__version__}")
-    parser.add_argument("command", choices=sorted(COMMANDS), help="what to run")
-    parser.parse_args(args)
+    if argv and argv[0] in {"--version", "-V"}:
+        print(f"exprgan {__version__}")
+        return
+    lightning_main(argv)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,9 @@ class PerceptualLoss(nn.Module):
     Args:
         pretrained: see :class:`VGGFeatures`.
         weights_path: see :class:`VGGFeatures`.
-        layer_weights: weight of each of the five layers (1/32, 1/16, 1/8, 1/4, 1).
+        layer_weights: weight of each layer, relu1_1 first (1/32, 1/16, 1/8, 1/4, 1). A
+            shorter sequence uses only the first layers, and runs only the VGG blocks they
+            need (e.g. ``(0.25, 0.5, 1)``: relu1_1 .. relu3_1, a cheap CPU setting).
     """
 
     def __init__(
@@ -87,7 +89,9 @@ class PerceptualLoss(nn.Module):
         layer_weights: Sequence[float] = LAYER_WEIGHTS,
     ) -> None:
         super().__init__()
-        self.network = VGGFeatures(pretrained, weights_path)
+        if not 1 <= len(layer_weights) <= len(VGG19_RELU_X_1):
+            raise ValueError(f"layer_weights needs 1 to {len(VGG19_RELU_X_1)} weights, got {len(layer_weights)}")
+        self.network = VGGFeatures(pretrained, weights_path, layers=VGG19_RELU_X_1[: len(layer_weights)])
         self.layer_weights = tuple(layer_weights)
 
     def forward(

@@ -64,12 +64,14 @@ class MultiScaleDiscriminator(nn.Module):
         num_expressions: ``n``.
         image_size: side of the full-size images (a multiple of 32).
         image_channels: channels of the images.
+        width: channels of the first block (64: widths 64, 128, 256, 512 as in the paper).
     """
 
-    def __init__(self, num_expressions: int, image_size: int, image_channels: int = 3) -> None:
+    def __init__(self, num_expressions: int, image_size: int, image_channels: int = 3, width: int = 64) -> None:
         super().__init__()
-        self.d1 = ConditionalDiscriminator(num_expressions, image_size, image_channels)
-        self.d2 = ConditionalDiscriminator(num_expressions, image_size // 2, image_channels)
+        channels = (width, 2 * width, 4 * width, 8 * width)
+        self.d1 = ConditionalDiscriminator(num_expressions, image_size, image_channels, channels)
+        self.d2 = ConditionalDiscriminator(num_expressions, image_size // 2, image_channels, channels)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor]:
         return [self.d1(images, labels), self.d2(F.avg_pool2d(images, kernel_size=2), labels)]

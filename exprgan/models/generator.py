@@ -53,6 +53,9 @@ class Generator(nn.Module):
         code_repeat: repetitions of the n-vector in the switch code (20).
         decoder_negative_slope: LeakyReLU slope in the decoder (0.2; 0 gives ReLU).
         interpolation_p: ``p`` of Eq. 6 used when ``forward(..., interpolate=True)``.
+        width: channels of the first encoder block; the paper's 64 gives encoder widths
+            64, 128, 256, 512, 512 and decoder widths 512, 256, 128, 64 (R has ``8 * width``
+            channels). Smaller widths make fast CPU demos.
     """
 
     def __init__(
@@ -62,15 +65,17 @@ class Generator(nn.Module):
         code_repeat: int = 20,
         decoder_negative_slope: float = 0.2,
         interpolation_p: float = 0.5,
+        width: int = 64,
     ) -> None:
         super().__init__()
         self.num_expressions = num_expressions
         self.interpolation_p = interpolation_p
-        self.encoder = Encoder(in_channels=image_channels)
+        self.encoder = Encoder(in_channels=image_channels, channels=(width, 2 * width, 4 * width, 8 * width, 8 * width))
         self.switch = SwitchUnit(num_expressions, channels=self.encoder.out_channels, code_repeat=code_repeat)
         self.decoder = Decoder(
             code_extra=self.switch.code_channels,
             code_channels=self.encoder.out_channels,
+            channels=(8 * width, 4 * width, 2 * width, width),
             out_channels=image_channels,
             negative_slope=decoder_negative_slope,
         )

@@ -1,0 +1,447 @@
+"""``JointExprGAN``: the GAN and the classifier trained jointly (paper Eq. 12, Sec. IV-B)."""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.strategies import DDPStrategy
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from exprgan.loggers import log_image
+from exprgan.losses import (
+    LAYER_WEIGHTS,
+    LossWeights,
+    PerceptualLoss,
+    classification_loss,
+    discriminator_loss,
+    interpolation_loss,
+    multiscale_adversarial_loss,
+    pixel_sum_loss,
+    reconstruction_loss,
+    total_variation,
+)
+from exprgan.models import ExpressionClassifier, Generator, GeneratorOutput, MultiScaleDiscriminator
+from exprgan.models.backbones import BackboneName
+from exprgan.visualize import pair_grid
+
+Terms = dict[str, torch.Tensor]
+
+
+def _numpy_state() -> dict[str, Any]:
+    """NumPy's global RNG state in types a ``weights_only`` checkpoint load accepts."""
+    _, keys, position, has_gauss, gauss = np.random.get_state()
+    return {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": position, "has_gauss": has_gauss, "gauss": gauss}
+
+
+def _set_numpy_state(state: dict[str, Any]) -> None:
+    keys = state["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, state["pos"], state["has_gauss"], state["gauss"]))
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite; training stops before the bad update."""
+
+
+class JointExprGAN(pl.LightningModule):
+    """The paper's model: G, D1/D2 and C, trained with manual optimisation.
+
+    One training step, on a batch of unpaired pairs ``(I_a, y_a), (I_b, y_b)``:
+
+    1. **D phase** (Adam): real faces against the detached ``I_c, I_d`` and the images
+       decoded from interpolated codes (Eq. 5, 7).
+    2. **G phase** (Adam): adversarial + interpolation terms, ``lambda1 L_r + lambda2 L_per +
+       lambda3 L_p + lambda4 TV`` and, when ``joint``, ``L_C`` of the classifier on the real
+       and generated faces, through ``G_enc``'s representation and the generated pixels.
+    3. **C phase** (SGD): the classifier on real ``I_a, I_b`` and the detached ``I_c, I_d``
+       with labels ``y_a, y_b, y_b, y_a``.
+
+    ``trainer.global_step`` counts optimiser steps: three per batch.
+
+    Args:
+        num_expressions: ``n`` (linked from the data in the CLI).
+        image_size: side of the images (linked from the data in the CLI).
+        backbone: classifier backbone (``vgg19`` in the paper).
+        pretrained: ImageNet weights for the classifier backbone.
+        backbone_weights: local file of those weights (never downloads).
+        classifier_hidden_features: width of the classifier's two hidden layers (4096).
+        perceptual_pretrained: ImageNet VGG19 for the perceptual loss (the paper's).
+        perceptual_weights: local ``vgg19`` weights file for it.
+        perceptual_layer_weights: weights of relu1_1, relu2_1, ... (paper: 1/32 .. 1); a
+            shorter list uses fewer, cheaper layers.
+        gan_width: channels of the first G_enc and D block (64 in the paper; see
+            :class:`~exprgan.models.Generator`).
+        decoder_negative_slope: LeakyReLU slope of G_dec (0.2; 0 = ReLU).
+        interpolation_p: ``p`` of Eq. 6.
+        loss_weights: the lambdas and term weights of Eq. 12.
+        interpolation_loss: use L_inter (off: the No_InterL ablation).
+        expression_representation: the classifier reads ``G_enc(I)`` (off: No_ExpR).
+        synthesized_images: the classifier trains on generated faces too (off: No_SynFI).
+        synthesized_after_steps: feed generated faces to the classifier only from this
+            training batch on (0: from the start, the paper). Early generated faces are
+            barely changed inputs carrying the *other* label; short runs learn faster
+            when the classifier waits for the generator.
+        joint: L_C trains G as well (off: TwoStage, no classifier gradient reaches G).
+        gan_lr, gan_betas, gan_weight_decay: Adam of G and of D.
+        classifier_lr, classifier_momentum, classifier_weight_decay: SGD of C.
+        lr_decay: factor applied to every learning rate after each epoch (1: constant;
+            the authors' release uses 0.97).
+        image_log_every_n_steps: log a grid of ``[I_a, I_b, I_c, I_d, I'_a, I'_b]`` every
+            this many training batches (0: never).
+        class_names: expression names, for logs.
+    """
+
+    def __init__(
+        self,
+        num_expressions: int = 7,
+        image_size: int = 256,
+        backbone: BackboneName = "vgg19",
+        pretrained: bool = True,
+        backbone_weights: str | None = None,
+        classifier_hidden_features: int = 4096,
+        perceptual_pretrained: bool = True,
+        perceptual_weights: str | None = None,
+        perceptual_layer_weights: Sequence[float] = LAYER_WEIGHTS,
+        gan_width: int = 64,
+        decoder_negative_slope: float = 0.2,
+        interpolation_p: float = 0.5,
+        loss_weights: LossWeights | None = None,
+        interpolation_loss: bool = True,
+        expression_representation: bool = True,
+        synthesized_images: bool = True,
+        synthesized_after_steps: int = 0,
+        joint: bool = True,
+        gan_lr: float = 2e-4,
+        gan_betas: tuple[float, float] = (0.5, 0.999),
+        gan_weight_decay: float = 0.0,
+        classifier_lr: float = 1e-3,
+        classifier_momentum: float = 0.9,
+        classifier_weight_decay: float = 0.0,
+        lr_decay: float = 1.0,
+        image_log_every_n_steps: int = 500,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.weights = loss_weights or LossWeights()
+        self.class_names = list(class_names) if class_names else [str(c) for c in range(num_expressions)]
+
+        self.generator = Generator(
+            num_expressions,
+            decoder_negative_slope=decoder_negative_slope,
+            interpolation_p=interpolation_p,
+            width=gan_width,
+        )
+        self.discriminator = MultiScaleDiscriminator(num_expressions, image_size, width=gan_width)
+        self.classifier = ExpressionClassifier(
+            num_expressions,
+            backbone=backbone,
+            pretrained=pretrained,
+            weights_path=backbone_weights,
+            representation_channels=self.generator.encoder.out_channels if expression_representation else 0,
+            hidden_features=classifier_hidden_features,
+        )
+        self.perceptual = PerceptualLoss(
+            pretrained=perceptual_pretrained, weights_path=perceptual_weights, layer_weights=perceptual_layer_weights
+        )
+
+        self.train_accuracy = MulticlassAccuracy(num_expressions, average="micro")
+        self.val_accuracy = MulticlassAccuracy(num_expressions, average="micro")
+        self.test_accuracy = MulticlassAccuracy(num_expressions, average="micro")
+        self._rng_states_to_restore: dict[str, Any] | None = None
+        self._pair_step = 0  # the training batch being processed (the pair stream's step)
+
+    # --- inference ----------------------------------------------------------------------
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        """Expression logits ``[N, n]``; ``G_enc`` reads the same images (Eq. 8)."""
+        representation = self.generator.encode(images) if self.classifier.uses_representation else None
+        return self.classifier(images, representation)
+
+    @torch.no_grad()
+    def predict_expressions(self, images: torch.Tensor) -> torch.Tensor:
+        """Per-image expression probabilities ``[N, n]`` (rows sum to 1)."""
+        return self.classify(images).softmax(dim=1)
+
+    @torch.no_grad()
+    def transfer(
+        self,
+        identity_images: torch.Tensor,
+        reference_images: torch.Tensor,
+        identity_labels: torch.Tensor | None = None,
+        reference_labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``identity_images`` with the expressions of ``reference_images``, outside Lightning.
+
+        Labels the caller does not give are predicted by the classifier. Where the two
+        labels of a pair agree there is nothing to swap and the output is the
+        reconstruction; a warning says how many.
+        """
+        if identity_labels is None:
+            identity_labels = self.classify(identity_images).argmax(1)
+        if reference_labels is None:
+            reference_labels = self.classify(reference_images).argmax(1)
+        same = int((identity_labels == reference_labels).sum())
+        if same:
+            warnings.warn(
+                f"{same} of {len(identity_labels)} pairs already share an expression: "
+                "nothing to swap, their outputs are reconstructions",
+                stacklevel=2,
+            )
+        return self.generator.transfer(identity_images, reference_images, identity_labels, reference_labels)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classify(images)
+
+    # --- the three phases ---------------------------------------------------------------
+    def _fakes(self, out: GeneratorOutput, y_a: torch.Tensor, y_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Generated images the discriminators judge and their conditioning labels."""
+        images, labels = [out.image_c, out.image_d], [y_b, y_a]
+        if out.interp_c is not None and out.interp_d is not None:
+            images += [out.interp_c, out.interp_d]
+            labels += [y_b, y_a]
+        return torch.cat(images), torch.cat(labels)
+
+    def discriminator_loss(self, batch: dict[str, torch.Tensor], out: GeneratorOutput) -> tuple[torch.Tensor, Terms]:
+        """Eq. 5 and 7 for D1/D2; generated images detached. One D call for every image."""
+        a, b, y_a, y_b = batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"]
+        fakes, fake_labels = self._fakes(out, y_a, y_b)
+        real = torch.cat([a, b])
+        logits = self.discriminator(torch.cat([real, fakes.detach()]), torch.cat([y_a, y_b, fake_labels]))
+        n_real, n_swap = len(real), len(a) * 2
+        terms = {
+            "d/adversarial": discriminator_loss(
+                [s[:n_real] for s in logits], [s[n_real : n_real + n_swap] for s in logits]
+            )
+        }
+        total = self.weights.adversarial * terms["d/adversarial"]
+        if out.interp_c is not None:
+            terms["d/interpolation"] = interpolation_loss([s[n_real + n_swap :] for s in logits], for_discriminator=True)
+            total = total + self.weights.interpolation * terms["d/interpolation"]
+        terms["d/total"] = total
+        return total, terms
+
+    def generator_loss(self, batch: dict[str, torch.Tensor], out: GeneratorOutput) -> tuple[torch.Tensor, Terms]:
+        """Eq. 12 for G: adversarial, interpolation, reconstruction, perceptual, pixel-sum, TV, L_C."""
+        a, b, y_a, y_b = batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"]
+        w = self.weights
+        fakes, fake_labels = self._fakes(out, y_a, y_b)
+        logits = self.discriminator(fakes, fake_labels)
+        n_swap = len(a) * 2
+        terms = {"g/adversarial": multiscale_adversarial_loss([s[:n_swap] for s in logits], real=True)}
+        total = w.adversarial * terms["g/adversarial"]
+        if out.interp_c is not None:
+            terms["g/interpolation"] = interpolation_loss([s[n_swap:] for s in logits], for_discriminator=False)
+            total = total + w.interpolation * terms["g/interpolation"]
+        terms["g/reconstruction"] = reconstruction_loss(a, out.recon_a, b, out.recon_b)
+        if w.perceptual > 0:  # the costliest term: skipped, not multiplied by 0
+            terms["g/perceptual"] = self.perceptual(a, b, out.image_c, out.image_d)
+            total = total + w.perceptual * terms["g/perceptual"]
+        terms["g/pixel_sum"] = pixel_sum_loss(a, b, out.image_c, out.image_d)
+        terms["g/tv"] = total_variation(torch.cat([out.image_c, out.image_d]))
+        total = (
+            total
+            + w.reconstruction * terms["g/reconstruction"]
+            + w.pixel_sum * terms["g/pixel_sum"]
+            + w.total_variation * terms["g/tv"]
+        )
+        if self.hparams.joint and w.classification > 0:
+            images, labels, representation = self._classifier_inputs(batch, out, detach=False)
+            if images is not None:
+                terms["g/classification"] = classification_loss(self.classifier(images, representation), labels)
+                total = total + w.classification * terms["g/classification"]
+        terms["g/total"] = total
+        return total, terms
+
+    def _classifier_inputs(
+        self, batch: dict[str, torch.Tensor], out: GeneratorOutput, detach: bool
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """Images, labels and representations C trains on: real I_a, I_b (+ generated I_c, I_d).
+
+        With ``detach`` (the C phase) nothing reaches G. Without it (the G phase) only the
+        inputs through which L_C can reach G are returned: real faces only through their
+        representation, generated faces through pixels and representation.
+        """
+        a, b, y_a, y_b = batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"]
+        uses_representation = self.classifier.uses_representation
+        real, real_labels = torch.cat([a, b]), torch.cat([y_a, y_b])
+        parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        if detach or uses_representation:
+            parts.append((real, real_labels, torch.cat([out.code_a, out.code_b]) if uses_representation else None))
+        if self.hparams.synthesized_images and self._pair_step >= self.hparams.synthesized_after_steps:
+            generated = torch.cat([out.image_c, out.image_d])
+            representation = None
+            if detach:
+                generated = generated.detach()
+                if uses_representation:
+                    with torch.no_grad():
+                        representation = self.generator.encode(generated)
+            elif uses_representation:
+                representation = self.generator.encode(generated)
+            parts.append((generated, torch.cat([y_b, y_a]), representation))
+        if not parts:
+            return None, real_labels, None
+        images = torch.cat([p[0] for p in parts])
+        labels = torch.cat([p[1] for p in parts])
+        representation = torch.cat([p[2] for p in parts]) if uses_representation else None
+        if detach and representation is not None:
+            representation = representation.detach()
+        return images, labels, representation
+
+    def classifier_loss(
+        self, batch: dict[str, torch.Tensor], out: GeneratorOutput
+    ) -> tuple[torch.Tensor, Terms, torch.Tensor]:
+        """Eq. 8 for C on real and (detached) generated faces; returns the logits too."""
+        images, labels, representation = self._classifier_inputs(batch, out, detach=True)
+        assert images is not None
+        logits = self.classifier(images, representation)
+        loss = classification_loss(logits, labels)
+        return loss, {"c/loss": loss}, logits
+
+    # --- training -----------------------------------------------------------------------
+    def _check_finite(self, terms: Terms, step: int) -> None:
+        values = torch.stack([t.detach().float() for t in terms.values()])
+        if not bool(torch.isfinite(values).all()):
+            bad = {name: float(v) for name, v in zip(terms, values.tolist()) if not math.isfinite(v)}
+            listed = ", ".join(f"{name} = {value}" for name, value in bad.items())
+            raise NonFiniteLossError(
+                f"non-finite loss at step {step} (global_step {self.global_step}): {listed}. "
+                "Training stopped before this update; the last checkpoint is the last good state."
+            )
+
+    def _phase(self, optimizer: Any, loss: torch.Tensor, terms: Terms, step: int) -> None:
+        self._check_finite(terms, step)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        opt_g, opt_d, opt_c = self.optimizers()
+        step = int(batch["step"]) if "step" in batch else self.global_step // 3
+        self._pair_step = step
+        y_a, y_b = batch["label_a"], batch["label_b"]
+        out = self.generator(
+            batch["image_a"], batch["image_b"], y_a, y_b, interpolate=self.hparams.interpolation_loss
+        )
+
+        with self.toggled_optimizer(opt_d):
+            d_loss, d_terms = self.discriminator_loss(batch, out)
+            self._phase(opt_d, d_loss, d_terms, step)
+        with self.toggled_optimizer(opt_g):
+            g_loss, g_terms = self.generator_loss(batch, out)
+            self._phase(opt_g, g_loss, g_terms, step)
+        with self.toggled_optimizer(opt_c):
+            c_loss, c_terms, logits = self.classifier_loss(batch, out)
+            self._phase(opt_c, c_loss, c_terms, step)
+
+        n_real = 2 * len(y_a)
+        self.train_accuracy(logits[:n_real].detach(), torch.cat([y_a, y_b]))
+        batch_size = len(y_a)
+        self.log_dict({**d_terms, **g_terms}, batch_size=batch_size)
+        self.log("c/loss", c_loss, prog_bar=True, batch_size=batch_size)
+        self.log("train/acc", self.train_accuracy, prog_bar=True, batch_size=batch_size)
+        self.log_dict({"d": d_loss, "g": g_loss}, prog_bar=True, logger=False, batch_size=batch_size)
+
+        every = self.hparams.image_log_every_n_steps
+        if every and step % every == 0 and self.trainer.is_global_zero:
+            rows = [batch["image_a"], batch["image_b"], out.image_c, out.image_d, out.recon_a, out.recon_b]
+            log_image(self.logger, "train/pairs", pair_grid(rows), step=self.global_step)
+
+    def on_train_epoch_end(self) -> None:
+        for scheduler in self.lr_schedulers():
+            scheduler.step()
+
+    # --- evaluation ---------------------------------------------------------------------
+    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        images, labels = batch["image"], batch["label"]
+        logits = self.classify(images)
+        accuracy = self.val_accuracy if stage == "val" else self.test_accuracy
+        accuracy(logits, labels)
+        n = len(labels)
+        self.log(f"{stage}/acc", accuracy, prog_bar=True, batch_size=n)
+        self.log(f"{stage}/loss", F.cross_entropy(logits, labels), batch_size=n)
+        if "target" in batch:  # ground truth for transfer (the synthetic faces)
+            target, reference = batch["target"], batch["reference"]
+            transferred = self.generator.transfer(images, reference, labels, batch["reference_label"])
+            self.log_dict(
+                {
+                    f"{stage}/transfer_l1": (transferred - target).abs().mean(),
+                    f"{stage}/l1_no_change": (images - target).abs().mean(),
+                    f"{stage}/l1_copy_reference": (reference - target).abs().mean(),
+                },
+                batch_size=n,
+            )
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Per-image expression probabilities ``[N, n]``."""
+        return self.classify(batch["image"]).softmax(dim=1)
+
+    # --- optimisation -------------------------------------------------------------------
+    def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[Any]]:
+        hp = self.hparams
+        opt_g = torch.optim.Adam(
+            self.generator.parameters(), lr=hp.gan_lr, betas=tuple(hp.gan_betas), weight_decay=hp.gan_weight_decay
+        )
+        opt_d = torch.optim.Adam(
+            self.discriminator.parameters(), lr=hp.gan_lr, betas=tuple(hp.gan_betas), weight_decay=hp.gan_weight_decay
+        )
+        opt_c = torch.optim.SGD(
+            self.classifier.parameters(),
+            lr=hp.classifier_lr,
+            momentum=hp.classifier_momentum,
+            weight_decay=hp.classifier_weight_decay,
+        )
+        optimizers = [opt_g, opt_d, opt_c]
+        schedulers = [torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=hp.lr_decay) for opt in optimizers]
+        return optimizers, schedulers
+
+    def setup(self, stage: str) -> None:
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters", False):
+            raise ValueError(
+                "JointExprGAN updates G, D and C in separate backward passes: under DDP use "
+                "strategy='ddp_find_unused_parameters_true' (the exprgan CLI does this for 'ddp')"
+            )
+
+    # --- checkpoints: RNG states, so a resumed run draws the same dropout masks ----------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": _numpy_state(),
+            "python": random.getstate(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._rng_states_to_restore = checkpoint.get("rng_states")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        states, self._rng_states_to_restore = self._rng_states_to_restore, None
+        if states is not None:
+            torch.set_rng_state(states["torch"])
+            if states["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(states["cuda"])
+            _set_numpy_state(states["numpy"])
+            random.setstate(states["python"])
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The parameters each optimiser updates; the perceptual VGG is in none."""
+        return {
+            "generator": list(self.generator.parameters()),
+            "discriminator": list(self.discriminator.parameters()),
+            "classifier": list(self.classifier.parameters()),
+        }

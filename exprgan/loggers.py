@@ -1,0 +1,49 @@
+"""Logging: W&B by default, offline unless the user has logged in."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from pytorch_lightning.loggers import Logger, TensorBoardLogger, WandbLogger
+
+
+def wandb_logged_in() -> bool:
+    """Whether W&B credentials are available (``WANDB_API_KEY`` or a ``wandb login``)."""
+    if os.environ.get("WANDB_MODE", "").lower() in {"offline", "disabled", "dryrun"}:
+        return False
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return "api.wandb.ai" in netrc.read_text()
+    except OSError:
+        return False
+
+
+class AutoWandbLogger(WandbLogger):
+    """A :class:`~pytorch_lightning.loggers.WandbLogger` that runs offline unless logged in.
+
+    No account is needed to train: without credentials the run is written under
+    ``save_dir/wandb/offline-run-*`` and can be uploaded later with ``wandb sync``.
+
+    Args:
+        offline: force offline (True) or online (False); None decides from the credentials.
+        **kwargs: passed to ``WandbLogger`` (``project``, ``name``, ``save_dir``, ...).
+    """
+
+    def __init__(self, offline: bool | None = None, project: str = "exprgan", save_dir: str = "runs", **kwargs: Any) -> None:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            offline=(not wandb_logged_in()) if offline is None else offline, project=project, save_dir=save_dir, **kwargs
+        )
+
+
+def log_image(logger: Logger | None, key: str, image: torch.Tensor, step: int) -> None:
+    """Log a ``[3, H, W]`` image in ``[0, 1]`` with whichever logger is attached."""
+    if isinstance(logger, WandbLogger):
+        logger.log_image(key, [image.permute(1, 2, 0).numpy()], step=step)
+    elif isinstance(logger, TensorBoardLogger):
+        logger.experiment.add_image(key, image, global_step=step)

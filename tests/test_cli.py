@@ -1,0 +1,93 @@
+"""The CLI: every config parses, the demo config trains, W&B offline runs, DDP on 2 CPU processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import wandb
+
+from exprgan.cli import cli_main
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "experiments").rglob("*.yaml"))
+
+# the demo config shrunk to seconds: 32 px, few identities, a narrow model
+TINY = [
+    "--data.init_args.image_size=32",
+    "--data.init_args.train_identities=6",
+    "--data.init_args.val_identities=2",
+    "--data.init_args.test_identities=2",
+    "--data.init_args.batch_size=2",
+    "--data.init_args.eval_batch_size=8",
+    "--model.gan_width=8",
+    "--model.classifier_hidden_features=32",
+    "--model.perceptual_layer_weights=[1.0]",
+    "--trainer.max_time=null",
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_config_parses(config: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    assert "model:" in capsys.readouterr().out
+
+
+def _wandb_run(save_dir: Path) -> Path:
+    runs = sorted((save_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_demo_config_trains_tests_and_writes_an_offline_wandb_run(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "")  # not logged in: the logger must go offline by itself
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    config = str(ROOT / "experiments" / "demo.yaml")
+    cli_main(
+        ["fit", "--config", config, *TINY, "--trainer.max_steps=12", "--trainer.val_check_interval=2",
+         "--model.image_log_every_n_steps=2", "--trainer.enable_progress_bar=false",
+         "--trainer.log_every_n_steps=1"]
+    )
+    wandb.finish()  # a CLI process finishes its run at exit; this test process lives on
+    checkpoint = tmp_path / "runs" / "demo" / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file()
+    run = _wandb_run(tmp_path / "runs" / "demo")
+    history = next(run.glob("run-*.wandb")).read_bytes()
+    for key in ("d/adversarial", "g/total", "g/reconstruction", "g/perceptual", "c/loss", "train/acc", "val/acc"):
+        assert key.encode() in history, key
+    assert list((run / "files" / "media" / "images").rglob("*.png"))
+
+    cli_main(["test", "--config", config, *TINY, f"--ckpt_path={checkpoint}", "--trainer.enable_progress_bar=false"])
+    wandb.finish()
+
+
+def test_ddp_on_two_cpu_processes_keeps_every_parameter_identical(tmp_path) -> None:
+    out = tmp_path / "parameters"
+    command = [
+        sys.executable, "-m", "exprgan.cli", "fit", "--config", str(ROOT / "experiments" / "demo.yaml"), *TINY,
+        "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu", "--trainer.max_steps=6",
+        "--trainer.logger=false", "--trainer.enable_checkpointing=false", "--trainer.callbacks=null",
+        "--trainer.callbacks+=tests.helpers.SaveParametersPerRank", f"--trainer.callbacks.dirpath={out}",
+        "--trainer.enable_progress_bar=false", "--trainer.limit_val_batches=0",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    rank0, rank1 = (torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert rank0["world_size"] == rank1["world_size"] == 2
+    assert rank0["state"].keys() == rank1["state"].keys()
+    for name, value in rank0["state"].items():
+        assert torch.equal(value, rank1["state"][name]), name
+
+
+def test_version(capsys) -> None:
+    cli_main(["--version"])
+    assert "exprgan" in capsys.readouterr().out
