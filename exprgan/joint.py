@@ -6,6 +6,7 @@ import math
 import random
 import warnings
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -113,7 +114,7 @@ class JointExprGAN(pl.LightningModule):
         gan_width: int = 64,
         decoder_negative_slope: float = 0.2,
         interpolation_p: float = 0.5,
-        loss_weights: LossWeights | None = None,
+        loss_weights: LossWeights | dict[str, float] | None = None,
         interpolation_loss: bool = True,
         expression_representation: bool = True,
         synthesized_images: bool = True,
@@ -130,9 +131,14 @@ class JointExprGAN(pl.LightningModule):
         class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.automatic_optimization = False
+        if isinstance(loss_weights, dict):  # as stored in a checkpoint's hyperparameters
+            loss_weights = LossWeights(**loss_weights)
         self.weights = loss_weights or LossWeights()
+        # plain types only, so checkpoints load with torch.load(weights_only=True)
+        self.save_hyperparameters(ignore=["loss_weights", "class_names"])
+        self.hparams["loss_weights"] = asdict(self.weights)
+        self.hparams["class_names"] = list(class_names) if class_names else None
+        self.automatic_optimization = False
         self.class_names = list(class_names) if class_names else [str(c) for c in range(num_expressions)]
 
         self.generator = Generator(
@@ -224,7 +230,9 @@ class JointExprGAN(pl.LightningModule):
         }
         total = self.weights.adversarial * terms["d/adversarial"]
         if out.interp_c is not None:
-            terms["d/interpolation"] = interpolation_loss([s[n_real + n_swap :] for s in logits], for_discriminator=True)
+            terms["d/interpolation"] = interpolation_loss(
+                [s[n_real + n_swap :] for s in logits], for_discriminator=True
+            )
             total = total + self.weights.interpolation * terms["d/interpolation"]
         terms["d/total"] = total
         return total, terms
@@ -328,9 +336,7 @@ class JointExprGAN(pl.LightningModule):
         step = int(batch["step"]) if "step" in batch else self.global_step // 3
         self._pair_step = step
         y_a, y_b = batch["label_a"], batch["label_b"]
-        out = self.generator(
-            batch["image_a"], batch["image_b"], y_a, y_b, interpolate=self.hparams.interpolation_loss
-        )
+        out = self.generator(batch["image_a"], batch["image_b"], y_a, y_b, interpolate=self.hparams.interpolation_loss)
 
         with self.toggled_optimizer(opt_d):
             d_loss, d_terms = self.discriminator_loss(batch, out)

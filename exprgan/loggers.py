@@ -34,16 +34,22 @@ class AutoWandbLogger(WandbLogger):
         **kwargs: passed to ``WandbLogger`` (``project``, ``name``, ``save_dir``, ...).
     """
 
-    def __init__(self, offline: bool | None = None, project: str = "exprgan", save_dir: str = "runs", **kwargs: Any) -> None:
+    def __init__(
+        self, offline: bool | None = None, project: str = "exprgan", save_dir: str = "runs", **kwargs: Any
+    ) -> None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         super().__init__(
-            offline=(not wandb_logged_in()) if offline is None else offline, project=project, save_dir=save_dir, **kwargs
+            offline=(not wandb_logged_in()) if offline is None else offline,
+            project=project,
+            save_dir=save_dir,
+            **kwargs,
         )
 
 
 def log_image(logger: Logger | None, key: str, image: torch.Tensor, step: int) -> None:
     """Log a ``[3, H, W]`` image in ``[0, 1]`` with whichever logger is attached."""
     if isinstance(logger, WandbLogger):
-        logger.log_image(key, [image.permute(1, 2, 0).numpy()], step=step)
+        pixels = image.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        logger.log_image(key, [pixels], step=step)
     elif isinstance(logger, TensorBoardLogger):
         logger.experiment.add_image(key, image, global_step=step)

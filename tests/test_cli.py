@@ -12,6 +12,7 @@ import torch
 import wandb
 
 from exprgan.cli import cli_main
+from exprgan.joint import JointExprGAN
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "experiments").rglob("*.yaml"))
@@ -52,9 +53,18 @@ def test_demo_config_trains_tests_and_writes_an_offline_wandb_run(tmp_path, monk
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     config = str(ROOT / "experiments" / "demo.yaml")
     cli_main(
-        ["fit", "--config", config, *TINY, "--trainer.max_steps=12", "--trainer.val_check_interval=2",
-         "--model.image_log_every_n_steps=2", "--trainer.enable_progress_bar=false",
-         "--trainer.log_every_n_steps=1"]
+        [
+            "fit",
+            "--config",
+            config,
+            *TINY,
+            "--trainer.max_steps=12",
+            "--trainer.val_check_interval=2",
+            "--model.image_log_every_n_steps=2",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.log_every_n_steps=1",
+            "--model.loss_weights.perceptual=3",
+        ]
     )
     wandb.finish()  # a CLI process finishes its run at exit; this test process lives on
     checkpoint = tmp_path / "runs" / "demo" / "checkpoints" / "last.ckpt"
@@ -68,15 +78,34 @@ def test_demo_config_trains_tests_and_writes_an_offline_wandb_run(tmp_path, monk
     cli_main(["test", "--config", config, *TINY, f"--ckpt_path={checkpoint}", "--trainer.enable_progress_bar=false"])
     wandb.finish()
 
+    model = JointExprGAN.load_from_checkpoint(checkpoint, map_location="cpu")  # weights_only by default
+    assert model.weights.perceptual == 3.0 and model.class_names[0] == "surprise"
+    checkpoint_data = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert checkpoint_data["SyntheticFacesDataModule"]["next_step"] == 4  # the pair stream's position
+    assert len(checkpoint_data["optimizer_states"]) == 3 and len(checkpoint_data["lr_schedulers"]) == 3
+
 
 def test_ddp_on_two_cpu_processes_keeps_every_parameter_identical(tmp_path) -> None:
     out = tmp_path / "parameters"
     command = [
-        sys.executable, "-m", "exprgan.cli", "fit", "--config", str(ROOT / "experiments" / "demo.yaml"), *TINY,
-        "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu", "--trainer.max_steps=6",
-        "--trainer.logger=false", "--trainer.enable_checkpointing=false", "--trainer.callbacks=null",
-        "--trainer.callbacks+=tests.helpers.SaveParametersPerRank", f"--trainer.callbacks.dirpath={out}",
-        "--trainer.enable_progress_bar=false", "--trainer.limit_val_batches=0",
+        sys.executable,
+        "-m",
+        "exprgan.cli",
+        "fit",
+        "--config",
+        str(ROOT / "experiments" / "demo.yaml"),
+        *TINY,
+        "--trainer.strategy=ddp",
+        "--trainer.devices=2",
+        "--trainer.accelerator=cpu",
+        "--trainer.max_steps=6",
+        "--trainer.logger=false",
+        "--trainer.enable_checkpointing=false",
+        "--trainer.callbacks=null",
+        "--trainer.callbacks+=tests.helpers.SaveParametersPerRank",
+        f"--trainer.callbacks.dirpath={out}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.limit_val_batches=0",
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

@@ -84,16 +84,16 @@ def test_joint_off_means_no_classifier_gradient_reaches_the_generator(joint: boo
     assert same != joint  # joint: the classifier shapes G; TwoStage: it cannot
 
 
-def test_synthesized_images_off_means_the_classifier_sees_only_real_faces() -> None:
-    for synthesized in (True, False):
-        model = tiny_model(synthesized_images=synthesized)
-        seen: list[torch.Tensor] = []
-        model.classifier.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
-        recorder = _fit(model, batches=2)
-        real = torch.cat([torch.cat([b["image_a"], b["image_b"]]) for b in recorder.batches])
-        rows = torch.cat(seen)
-        is_real = [(row == real).flatten(1).all(1).any().item() for row in rows]
-        assert all(is_real) != synthesized, f"synthesized_images={synthesized}"
+@pytest.mark.parametrize("synthesized", [True, False])
+def test_synthesized_images_off_means_the_classifier_sees_only_real_faces(synthesized: bool) -> None:
+    model = tiny_model(synthesized_images=synthesized)
+    seen: list[torch.Tensor] = []
+    model.classifier.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    recorder = _fit(model, batches=2)
+    real = torch.cat([torch.cat([b["image_a"], b["image_b"]]) for b in recorder.batches])
+    rows = torch.cat(seen)
+    is_real = [(row == real).flatten(1).all(1).any().item() for row in rows]
+    assert all(is_real) != synthesized
 
 
 def test_expression_representation_off_ignores_the_encoder() -> None:
@@ -111,16 +111,16 @@ def test_expression_representation_off_ignores_the_encoder() -> None:
     assert not torch.allclose(before, fused.classify(images))
 
 
-def test_interpolation_loss_off_drops_the_interpolated_images() -> None:
-    for interpolation in (True, False):
-        model = tiny_model(interpolation_loss=interpolation)
-        sizes: list[int] = []
-        model.discriminator.d1.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
-        trainer = tiny_trainer(max_steps=3)
-        trainer.fit(model, tiny_data())
-        b = 2  # pairs per batch
-        assert sizes == ([6 * b, 4 * b] if interpolation else [4 * b, 2 * b])  # D phase, G phase
-        assert ("g/interpolation" in trainer.callback_metrics) == interpolation
+@pytest.mark.parametrize("interpolation", [True, False])
+def test_interpolation_loss_off_drops_the_interpolated_images(interpolation: bool) -> None:
+    model = tiny_model(interpolation_loss=interpolation)
+    sizes: list[int] = []
+    model.discriminator.d1.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+    trainer = tiny_trainer(max_steps=3)
+    trainer.fit(model, tiny_data())
+    b = 2  # pairs per batch
+    assert sizes == ([6 * b, 4 * b] if interpolation else [4 * b, 2 * b])  # D phase, G phase
+    assert ("g/interpolation" in trainer.callback_metrics) == interpolation
 
 
 class Poison(Callback):

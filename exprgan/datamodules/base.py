@@ -91,12 +91,20 @@ class PairDataModule(pl.LightningDataModule):
     def eval_dataloader(self, dataset: torch.utils.data.Dataset) -> DataLoader:
         """A loader over single evaluation items, in order."""
         return DataLoader(
-            dataset, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers, pin_memory=self._pin()
+            dataset,
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=self._pin(),
         )
 
     def _pin(self) -> bool:
         trainer = self.trainer
-        return trainer is not None and trainer.accelerator is not None and type(trainer.accelerator).__name__ == "CUDAAccelerator"
+        return (
+            trainer is not None
+            and trainer.accelerator is not None
+            and type(trainer.accelerator).__name__ == "CUDAAccelerator"
+        )
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         # runs in the main process for the batch about to be trained on (not the prefetched one)

@@ -23,7 +23,9 @@ class EmptyClassError(ValueError):
     """A class the model must learn has no training images."""
 
 
-def class_members(labels: Sequence[int], num_expressions: int, class_names: Sequence[str] | None = None) -> list[np.ndarray]:
+def class_members(
+    labels: Sequence[int], num_expressions: int, class_names: Sequence[str] | None = None
+) -> list[np.ndarray]:
     """Indices of the items of every class; raises :class:`EmptyClassError` naming empty classes."""
     labels = np.asarray(labels, dtype=np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= num_expressions):

@@ -16,10 +16,20 @@ from exprgan.datamodules.synthetic_faces import EXPRESSIONS, render
 class _Items(Dataset):
     """Rendered evaluation items; each has a reference face and the transfer ground truth."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, reference: torch.Tensor, targets: torch.Tensor,
-                 identities: torch.Tensor) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        reference: torch.Tensor,
+        targets: torch.Tensor,
+        identities: torch.Tensor,
+    ) -> None:
         self.images, self.labels, self.reference, self.targets, self.identities = (
-            images, labels, reference, targets, identities,
+            images,
+            labels,
+            reference,
+            targets,
+            identities,
         )
 
     def __len__(self) -> int:
@@ -101,10 +111,12 @@ class SyntheticFacesDataModule(PairDataModule):
         ids = self.identities(split)
         n = self.num_expressions
         rows = [(i, e) for i in ids for e in range(n)]
-        images = np.stack([
-            self.render(i, e, self.intensity(i, e))
-            for i, e in tqdm(rows, desc=f"rendering {split} faces", leave=False, disable=len(rows) < 500)
-        ])
+        images = np.stack(
+            [
+                self.render(i, e, self.intensity(i, e))
+                for i, e in tqdm(rows, desc=f"rendering {split} faces", leave=False, disable=len(rows) < 500)
+            ]
+        )
         labels = np.array([e for _, e in rows], dtype=np.int64)
         identities = np.array([i for i, _ in rows], dtype=np.int64)
         # a reference of another identity and another expression for every face
@@ -116,10 +128,12 @@ class SyntheticFacesDataModule(PairDataModule):
                 if identities[r] != i and labels[r] != e:
                     break
             reference[k] = r
-        targets = np.stack([
-            self.render(i, int(labels[r]), self.intensity(int(identities[r]), int(labels[r])))
-            for (i, _), r in zip(rows, reference)
-        ])
+        targets = np.stack(
+            [
+                self.render(i, int(labels[r]), self.intensity(int(identities[r]), int(labels[r])))
+                for (i, _), r in zip(rows, reference)
+            ]
+        )
         return _Items(*(torch.from_numpy(a) for a in (images, labels, reference, targets, identities)))
 
     def setup(self, stage: str | None = None) -> None:

@@ -69,7 +69,9 @@ class Expression:
 # full-intensity deltas from neutral, in EXPRESSIONS order
 _FULL: dict[str, Expression] = {
     "surprise": Expression(mouth_open=1.0, mouth_stretch=0.75, brow_raise=1.0, eye_open=1.55),
-    "fear": Expression(mouth_open=0.45, mouth_stretch=1.25, mouth_curve=-0.3, brow_raise=0.6, brow_tilt=0.9, eye_open=1.45),
+    "fear": Expression(
+        mouth_open=0.45, mouth_stretch=1.25, mouth_curve=-0.3, brow_raise=0.6, brow_tilt=0.9, eye_open=1.45
+    ),
     "disgust": Expression(
         upper_lip_raise=1.0, mouth_curve=-0.4, nose_wrinkle=1.0, brow_raise=-0.5, brow_tilt=-0.3, eye_open=0.6
     ),
@@ -204,7 +206,11 @@ def _draw_face(draw: ImageDraw.ImageDraw, person: Identity, look: Expression, sc
         for k in range(3):
             y = top - 0.005 + k * 0.02
             half = 0.02 + 0.02 * look.nose_wrinkle
-            line([(-half, y + 0.004), (0, y), (half, y + 0.004)], _darker(person.skin, 1 - 0.45 * look.nose_wrinkle), 0.012)
+            line(
+                [(-half, y + 0.004), (0, y), (half, y + 0.004)],
+                _darker(person.skin, 1 - 0.45 * look.nose_wrinkle),
+                0.012,
+            )
 
     # mouth: corners move with curve and stretch; opening is a dark ellipse
     half = person.mouth_width * look.mouth_stretch
@@ -214,8 +220,18 @@ def _draw_face(draw: ImageDraw.ImageDraw, person: Identity, look: Expression, sc
     lift = 0.05 * look.upper_lip_raise
     if look.mouth_open > 0.05:
         opening = 0.09 * look.mouth_open
-        draw.ellipse(box(0, y + opening * 0.35 + 0.01 * look.mouth_curve, half * 0.9, opening), fill=(60, 15, 20), outline=person.lips, width=px(0.01))
-    upper = [(-half, corner), (-half * 0.4, mid - 0.006 - lift * 0.3), (half * 0.4, mid - 0.006 - lift), (half, corner - lift * 0.8)]
+        draw.ellipse(
+            box(0, y + opening * 0.35 + 0.01 * look.mouth_curve, half * 0.9, opening),
+            fill=(60, 15, 20),
+            outline=person.lips,
+            width=px(0.01),
+        )
+    upper = [
+        (-half, corner),
+        (-half * 0.4, mid - 0.006 - lift * 0.3),
+        (half * 0.4, mid - 0.006 - lift),
+        (half, corner - lift * 0.8),
+    ]
     lower = [(-half, corner), (0, mid + 0.008), (half, corner - lift * 0.8)]
     line(upper, person.lips, 0.026)
     line(lower, _darker(person.lips, 0.85), 0.022)
@@ -227,7 +243,9 @@ def _lighting(size: int, angle: float, strength: float) -> np.ndarray:
     return 1.0 + strength * 0.5 * (math.cos(angle) * gx + math.sin(angle) * gy)
 
 
-def render(identity: int | Identity, expression: int, intensity: float = 1.0, size: int = 64, seed: int = 0) -> np.ndarray:
+def render(
+    identity: int | Identity, expression: int, intensity: float = 1.0, size: int = 64, seed: int = 0
+) -> np.ndarray:
     """Render a face: ``uint8 [size, size, 3]``.
 
     Args:
