@@ -35,10 +35,11 @@ def test_identity_varies_more_than_expression() -> None:
 
 def test_no_global_colour_cue_for_an_expression() -> None:
     means = np.array([[render(i, e, 1.0).reshape(-1, 3).mean(0) for e in range(7)] for i in range(20)])
-    spread_over_expressions = np.abs(means - means.mean(1, keepdims=True)).max()
+    # an open mouth darkens a few pixels; no expression shifts the colours of the face
+    spread_over_expressions = np.abs(means - means.mean(1, keepdims=True))
     spread_over_identities = np.abs(means - means.mean(0, keepdims=True)).mean()
-    assert spread_over_expressions < 3.0  # of 255
-    assert spread_over_identities > 5 * spread_over_expressions
+    assert spread_over_expressions.max() < 8.0  # of 255, worst identity and expression
+    assert spread_over_identities > 10 * spread_over_expressions.mean()
 
 
 def test_splits_are_disjoint_and_targets_are_ground_truth() -> None:
@@ -65,3 +66,10 @@ def test_splits_are_disjoint_and_targets_are_ground_truth() -> None:
 def test_sizes_must_be_multiples_of_32() -> None:
     with pytest.raises(ValueError, match="multiple of 32"):
         SyntheticFacesDataModule(image_size=48)
+
+
+def test_an_evaluation_split_needs_two_identities() -> None:
+    data = SyntheticFacesDataModule(image_size=32, train_identities=2, val_identities=1, test_identities=2)
+    with pytest.raises(ValueError, match="val split needs at least 2 identities"):
+        data.setup("validate")
+    assert "reference" not in SyntheticFacesDataModule(image_size=32, train_identities=2).split("train")[0]

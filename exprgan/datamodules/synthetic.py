@@ -14,37 +14,34 @@ from exprgan.datamodules.synthetic_faces import EXPRESSIONS, render
 
 
 class _Items(Dataset):
-    """Rendered evaluation items; each has a reference face and the transfer ground truth."""
+    """Rendered faces; evaluation splits add a reference face and the transfer ground truth."""
 
     def __init__(
         self,
         images: torch.Tensor,
         labels: torch.Tensor,
-        reference: torch.Tensor,
-        targets: torch.Tensor,
         identities: torch.Tensor,
+        reference: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
     ) -> None:
-        self.images, self.labels, self.reference, self.targets, self.identities = (
-            images,
-            labels,
-            reference,
-            targets,
-            identities,
-        )
+        self.images, self.labels, self.identities = images, labels, identities
+        self.reference, self.targets = reference, targets
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        ref = int(self.reference[index])
-        return {
+        item = {
             "image": to_tensor(self.images[index].numpy()),
             "label": self.labels[index],
             "subject": self.identities[index],
-            "reference": to_tensor(self.images[ref].numpy()),
-            "reference_label": self.labels[ref],
-            "target": to_tensor(self.targets[index].numpy()),
         }
+        if self.reference is not None and self.targets is not None:
+            ref = int(self.reference[index])
+            item["reference"] = to_tensor(self.images[ref].numpy())
+            item["reference_label"] = self.labels[ref]
+            item["target"] = to_tensor(self.targets[index].numpy())
+        return item
 
 
 class SyntheticFacesDataModule(PairDataModule):
@@ -119,22 +116,24 @@ class SyntheticFacesDataModule(PairDataModule):
         )
         labels = np.array([e for _, e in rows], dtype=np.int64)
         identities = np.array([i for i, _ in rows], dtype=np.int64)
+        tensors = [torch.from_numpy(a) for a in (images, labels, identities)]
+        if split == "train":  # trained on through the pair stream: no references needed
+            return _Items(*tensors)
+        if len(ids) < 2:
+            raise ValueError(f"the {split} split needs at least 2 identities for its transfer pairs, got {len(ids)}")
         # a reference of another identity and another expression for every face
         rng = np.random.default_rng([self.seed, len(ids), 0x5EF])
         reference = np.empty(len(rows), dtype=np.int64)
         for k, (i, e) in enumerate(rows):
-            while True:
-                r = int(rng.integers(len(rows)))
-                if identities[r] != i and labels[r] != e:
-                    break
-            reference[k] = r
+            candidates = np.flatnonzero((identities != i) & (labels != e))
+            reference[k] = candidates[rng.integers(len(candidates))]
         targets = np.stack(
             [
                 self.render(i, int(labels[r]), self.intensity(int(identities[r]), int(labels[r])))
                 for (i, _), r in zip(rows, reference)
             ]
         )
-        return _Items(*(torch.from_numpy(a) for a in (images, labels, reference, targets, identities)))
+        return _Items(*tensors, torch.from_numpy(reference), torch.from_numpy(targets))
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
