@@ -14,7 +14,6 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.strategies import DDPStrategy
-from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from exprgan.loggers import log_image
@@ -394,7 +393,7 @@ class JointExprGAN(pl.LightningModule):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Per-image expression probabilities ``[N, n]``."""
-        return self.classify(batch["image"]).softmax(dim=1)
+        return self.predict_expressions(batch["image"])
 
     # --- optimisation -------------------------------------------------------------------
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[Any]]:
@@ -443,11 +442,3 @@ class JointExprGAN(pl.LightningModule):
                 torch.cuda.set_rng_state_all(states["cuda"])
             _set_numpy_state(states["numpy"])
             random.setstate(states["python"])
-
-    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """The parameters each optimiser updates; the perceptual VGG is in none."""
-        return {
-            "generator": list(self.generator.parameters()),
-            "discriminator": list(self.discriminator.parameters()),
-            "classifier": list(self.classifier.parameters()),
-        }

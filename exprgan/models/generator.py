@@ -144,10 +144,8 @@ class Generator(nn.Module):
         # give equal pairs any other label so the batch can be switched, then restore them
         safe_reference = torch.where(same, (identity_labels + 1) % self.num_expressions, reference_labels)
         out = self(identity_images, reference_images, identity_labels, safe_reference)
-        if bool(same.any()):
-            recon = self.reconstruct(identity_images)
-            return torch.where(same[:, None, None, None], recon, out.image_c)
-        return out.image_c
+        # the forward pass already decoded [R_a, R_a, 0]: the reconstruction of every identity
+        return torch.where(same[:, None, None, None], out.recon_a, out.image_c)
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Decode ``[R, R, 0]``: the reconstruction I' of ``images``."""
