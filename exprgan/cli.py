@@ -21,7 +21,14 @@ def params_main(args: Sequence[str]) -> None:
     print(format_breakdown(parameter_breakdown(options.num_expressions, options.image_size, options.backbone)))
 
 
-TOOLS: dict[str, Callable[[Sequence[str]], None]] = {"params": params_main}
+def preprocess_main(args: Sequence[str]) -> None:
+    """``exprgan preprocess``: align a data set's faces into a crop cache (see ``--help``)."""
+    from exprgan.preprocessing.cli import preprocess_main as main
+
+    main(args)
+
+
+TOOLS: dict[str, Callable[[Sequence[str]], None]] = {"params": params_main, "preprocess": preprocess_main}
 
 
 def lightning_main(args: Sequence[str] | None) -> None:
@@ -68,7 +75,7 @@ def cli_main(args: Sequence[str] | None = None) -> None:
     if argv and argv[0] in {"--version", "-V"}:
         print(f"exprgan {__version__}")
         return
-    lightning_main(argv)
+    lightning_main(None if args is None else argv)  # None: LightningCLI reads sys.argv itself
 
 
 if __name__ == "__main__":

@@ -80,15 +80,17 @@ class JointExprGAN(pl.LightningModule):
         gan_width: channels of the first G_enc and D block (64 in the paper; see
             :class:`~exprgan.models.Generator`).
         decoder_negative_slope: LeakyReLU slope of G_dec (0.2; 0 = ReLU).
+        generator_identity_init: G starts as the identity map (its residual zeroed).
         interpolation_p: ``p`` of Eq. 6.
         loss_weights: the lambdas and term weights of Eq. 12.
         interpolation_loss: use L_inter (off: the No_InterL ablation).
         expression_representation: the classifier reads ``G_enc(I)`` (off: No_ExpR).
         synthesized_images: the classifier trains on generated faces too (off: No_SynFI).
-        synthesized_after_steps: feed generated faces to the classifier only from this
+        synthesized_after_steps: train the classifier on generated faces only from this
             training batch on (0: from the start, the paper). Early generated faces are
             barely changed inputs carrying the *other* label; short runs learn faster
-            when the classifier waits for the generator.
+            when the classifier waits for the generator. The generator's own ``L_C`` on
+            the faces it generates applies from the start.
         joint: L_C trains G as well (off: TwoStage, no classifier gradient reaches G).
         gan_lr, gan_betas, gan_weight_decay: Adam of G and of D.
         classifier_lr, classifier_momentum, classifier_weight_decay: SGD of C.
@@ -112,6 +114,7 @@ class JointExprGAN(pl.LightningModule):
         perceptual_layer_weights: Sequence[float] = LAYER_WEIGHTS,
         gan_width: int = 64,
         decoder_negative_slope: float = 0.2,
+        generator_identity_init: bool = True,
         interpolation_p: float = 0.5,
         loss_weights: LossWeights | dict[str, float] | None = None,
         interpolation_loss: bool = True,
@@ -145,6 +148,7 @@ class JointExprGAN(pl.LightningModule):
             decoder_negative_slope=decoder_negative_slope,
             interpolation_p=interpolation_p,
             width=gan_width,
+            identity_init=generator_identity_init,
         )
         self.discriminator = MultiScaleDiscriminator(num_expressions, image_size, width=gan_width)
         self.classifier = ExpressionClassifier(
@@ -283,7 +287,8 @@ class JointExprGAN(pl.LightningModule):
         parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
         if detach or uses_representation:
             parts.append((real, real_labels, torch.cat([out.code_a, out.code_b]) if uses_representation else None))
-        if self.hparams.synthesized_images and self._pair_step >= self.hparams.synthesized_after_steps:
+        # G learns from L_C on its images at once; C trains on them from synthesized_after_steps on
+        if self.hparams.synthesized_images and (not detach or self._pair_step >= self.hparams.synthesized_after_steps):
             generated = torch.cat([out.image_c, out.image_d])
             representation = None
             if detach:
@@ -381,6 +386,7 @@ class JointExprGAN(pl.LightningModule):
                     f"{stage}/transfer_l1": (transferred - target).abs().mean(),
                     f"{stage}/l1_no_change": (images - target).abs().mean(),
                     f"{stage}/l1_copy_reference": (reference - target).abs().mean(),
+                    f"{stage}/reconstruction_l1": (self.generator.reconstruct(images) - images).abs().mean(),
                 },
                 batch_size=n,
             )

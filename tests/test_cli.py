@@ -10,12 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 import wandb
+import yaml
 
 from exprgan.cli import cli_main
 from exprgan.joint import JointExprGAN
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "experiments").rglob("*.yaml"))
+EXPERIMENTS = ROOT / "experiments"
+# training configs; ablations are partial configs composed with a data set's; sweeps are W&B's
+CONFIGS = sorted(p for p in EXPERIMENTS.glob("*.yaml"))
+ABLATIONS = sorted((EXPERIMENTS / "ablations").glob("*.yaml"))
+SWEEPS = sorted((EXPERIMENTS / "sweeps").glob("*.yaml"))
 
 # the demo config shrunk to seconds: 32 px, few identities, a narrow model
 TINY = [
@@ -38,6 +43,40 @@ def test_every_config_parses(config: Path, capsys) -> None:
         cli_main(["fit", "--config", str(config), "--print_config"])
     assert exit_info.value.code in (0, None)
     assert "model:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("ablation", ABLATIONS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("data_config", CONFIGS, ids=lambda p: p.stem)
+def test_every_ablation_composes_with_every_data_config(data_config: Path, ablation: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", "--config", str(data_config), "--config", str(ablation), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    for key, value in yaml.safe_load(ablation.read_text())["model"].items():
+        assert printed["model"][key] == value, (ablation.name, key)
+
+
+@pytest.mark.parametrize("sweep", SWEEPS, ids=lambda p: p.stem)
+def test_every_sweep_names_the_cli_arguments(sweep: Path, capsys) -> None:
+    """W&B passes ``--name=value`` for every swept parameter: each must parse and land."""
+    definition = yaml.safe_load(sweep.read_text())
+    command = definition["command"]
+    assert command[:3] == ["${env}", "exprgan", "fit"] and command[-1] == "${args}"
+    config = ROOT / command[command.index("--config") + 1]
+    assert config.is_file(), f"{sweep.name} names a missing config {config}"
+    overrides = {}
+    for name, spec in definition["parameters"].items():
+        value = spec["value"] if "value" in spec else spec["values"][0] if "values" in spec else spec["min"]
+        overrides[name] = value
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", "--config", str(config), *(f"--{k}={v}" for k, v in overrides.items()), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    for name, value in overrides.items():
+        node = printed
+        for part in name.split("."):
+            node = node[part]
+        assert node == value, (sweep.name, name)
 
 
 def _wandb_run(save_dir: Path) -> Path:

@@ -67,7 +67,7 @@ def test_other_backbones(backbone: str) -> None:
 
 
 def test_generator_outputs_stay_in_range_for_extreme_inputs() -> None:
-    generator = Generator(N)
+    generator = Generator(N, identity_init=False)
     for module in generator.decoder.modules():  # blow up the residual
         if isinstance(module, torch.nn.ConvTranspose2d):
             module.weight.data.mul_(50)
@@ -85,7 +85,7 @@ def _assert_finite_grads(module: torch.nn.Module) -> None:
 
 
 def test_every_parameter_gets_a_finite_gradient_at_64px() -> None:
-    generator, discriminator = Generator(N), MultiScaleDiscriminator(N, 64)
+    generator, discriminator = Generator(N, identity_init=False), MultiScaleDiscriminator(N, 64)
     classifier = ExpressionClassifier(N, backbone="vgg19")
     a, b = images(2, 64), images(2, 64)
     y_a, y_b = _labels()
@@ -100,7 +100,7 @@ def test_every_parameter_gets_a_finite_gradient_at_64px() -> None:
 
 
 def test_batched_decoding_equals_one_call_per_input() -> None:
-    generator = Generator(N)
+    generator = Generator(N, identity_init=False)
     a, b = images(2, 32), images(2, 32)
     y_a, y_b = _labels()
     out = generator(a, b, y_a, y_b, interpolate=True)
@@ -119,17 +119,24 @@ def test_batched_decoding_equals_one_call_per_input() -> None:
     assert torch.allclose(generator.reconstruct(a), recon_a, atol=1e-5)
 
 
-def test_zero_residual_returns_the_input_image() -> None:
-    generator = Generator(N)
-    torch.nn.init.zeros_(generator.decoder.to_residual.weight)
-    torch.nn.init.zeros_(generator.decoder.to_residual.bias)
+def test_untrained_generator_is_the_identity_and_then_learns_everywhere() -> None:
+    generator = Generator(N)  # identity_init: the residual starts at exactly 0
     a, b = images(2, 32), images(2, 32)
     out = generator(a, b, *_labels())
     assert torch.equal(out.image_c, a) and torch.equal(out.recon_b, b)
+    # only the last deconv gets a gradient at first; after one step every layer does
+    optimizer = torch.optim.Adam(generator.parameters(), lr=1e-3)
+    for _ in range(2):
+        optimizer.zero_grad()
+        out = generator(a, b, *_labels())
+        (out.image_c - b).abs().mean().backward()
+        optimizer.step()
+    _assert_finite_grads(generator)
+    assert all(float(p.grad.abs().sum()) > 0 for p in generator.parameters())
 
 
 def test_decoder_adds_the_edited_images_skips() -> None:
-    generator = Generator(N)
+    generator = Generator(N, identity_init=False)
     a, b = images(2, 32), images(2, 32)
     feats = generator.encoder.forward_features(a)
     code = feats[-1]
@@ -143,7 +150,7 @@ def test_decoder_adds_the_edited_images_skips() -> None:
 
 
 def test_transfer_with_equal_labels_is_the_reconstruction() -> None:
-    generator = Generator(N)
+    generator = Generator(N, identity_init=False)
     a, b = images(2, 32), images(2, 32)
     out = generator.transfer(a, b, torch.tensor([2, 2]), torch.tensor([2, 4]))
     assert torch.allclose(out[0], generator.reconstruct(a[:1])[0], atol=1e-5)

@@ -39,6 +39,9 @@ class Decoder(nn.Module):
         out_channels: image channels.
         negative_slope: LeakyReLU slope of the blocks (paper: 0.2); 0 gives ReLU, the
             activation of the authors' release.
+        identity_init: zero the last deconv, so the residual starts at exactly 0 and the
+            untrained generator returns its input (the paper does not say how G is
+            initialised; starting from the identity, G only has to learn the edit).
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class Decoder(nn.Module):
         channels: Sequence[int] = DECODER_CHANNELS,
         out_channels: int = 3,
         negative_slope: float = 0.2,
+        identity_init: bool = True,
     ) -> None:
         super().__init__()
         self.in_channels = 2 * code_channels + code_extra
@@ -58,6 +62,9 @@ class Decoder(nn.Module):
         self.to_residual = nn.ConvTranspose2d(
             widths[-1], out_channels, kernel_size=3, stride=2, padding=1, output_padding=1
         )
+        if identity_init:
+            nn.init.zeros_(self.to_residual.weight)
+            nn.init.zeros_(self.to_residual.bias)
 
     def forward(
         self, switched: torch.Tensor, own: torch.Tensor, code: torch.Tensor, skips: Sequence[torch.Tensor]

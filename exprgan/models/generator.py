@@ -56,6 +56,8 @@ class Generator(nn.Module):
         width: channels of the first encoder block; the paper's 64 gives encoder widths
             64, 128, 256, 512, 512 and decoder widths 512, 256, 128, 64 (R has ``8 * width``
             channels). Smaller widths make fast CPU demos.
+        identity_init: start as the identity map (zero residual; see
+            :class:`~exprgan.models.decoder.Decoder`).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class Generator(nn.Module):
         decoder_negative_slope: float = 0.2,
         interpolation_p: float = 0.5,
         width: int = 64,
+        identity_init: bool = True,
     ) -> None:
         super().__init__()
         self.num_expressions = num_expressions
@@ -78,6 +81,7 @@ class Generator(nn.Module):
             channels=(8 * width, 4 * width, 2 * width, width),
             out_channels=image_channels,
             negative_slope=decoder_negative_slope,
+            identity_init=identity_init,
         )
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
