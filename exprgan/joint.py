@@ -7,6 +7,7 @@ import random
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from pytorch_lightning.strategies import DDPStrategy
 from torchmetrics.classification import MulticlassAccuracy
 
+from exprgan.evaluation.metrics import ExpressionMetrics, figure_to_tensor, plot_confusion_matrix, write_results
 from exprgan.loggers import log_image
 from exprgan.losses import (
     LAYER_WEIGHTS,
@@ -99,6 +101,8 @@ class JointExprGAN(pl.LightningModule):
         image_log_every_n_steps: log a grid of ``[I_a, I_b, I_c, I_d, I'_a, I'_b]`` every
             this many training batches (0: never).
         class_names: expression names, for logs.
+        results_dir: where ``test`` writes its results (JSON, CSV, confusion matrix PNG);
+            default: ``results/`` in the logger's folder (or the trainer's root).
     """
 
     def __init__(
@@ -131,6 +135,7 @@ class JointExprGAN(pl.LightningModule):
         lr_decay: float = 1.0,
         image_log_every_n_steps: int = 500,
         class_names: Sequence[str] | None = None,
+        results_dir: str | None = None,
     ) -> None:
         super().__init__()
         if isinstance(loss_weights, dict):  # as stored in a checkpoint's hyperparameters
@@ -166,6 +171,7 @@ class JointExprGAN(pl.LightningModule):
         self.train_accuracy = MulticlassAccuracy(num_expressions, average="micro")
         self.val_accuracy = MulticlassAccuracy(num_expressions, average="micro")
         self.test_accuracy = MulticlassAccuracy(num_expressions, average="micro")
+        self.test_metrics = ExpressionMetrics(self.class_names)  # rebuilt with the data's poses at test start
         self._rng_states_to_restore: dict[str, Any] | None = None
         self._pair_step = 0  # the training batch being processed (the pair stream's step)
 
@@ -375,6 +381,8 @@ class JointExprGAN(pl.LightningModule):
         logits = self.classify(images)
         accuracy = self.val_accuracy if stage == "val" else self.test_accuracy
         accuracy(logits, labels)
+        if stage == "test":
+            self.test_metrics.update(logits, labels, batch.get("pose") if self.test_metrics.with_poses else None)
         n = len(labels)
         self.log(f"{stage}/acc", accuracy, prog_bar=True, batch_size=n)
         self.log(f"{stage}/loss", F.cross_entropy(logits, labels), batch_size=n)
@@ -396,6 +404,38 @@ class JointExprGAN(pl.LightningModule):
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test")
+
+    def on_test_epoch_start(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        poses = list(getattr(datamodule, "poses", None) or []) or None
+        self.test_metrics = ExpressionMetrics(self.class_names, pose_names=poses).to(self.device)
+
+    def on_test_epoch_end(self) -> None:
+        """Per-class and per-pose accuracy, the confusion matrix (PNG, CSV) and a JSON of it all."""
+        report = self.test_metrics.compute()
+        self.log("test/mean_class_acc", report.mean_class_accuracy)
+        for name, value in report.per_class.items():
+            if not math.isnan(value):
+                self.log(f"test/acc_{name}", value)
+        for pose, value in (report.per_pose or {}).items():
+            if pose != "mean" and not math.isnan(value):
+                self.log(f"test/acc_pose_{pose}", value)
+        if not self.trainer.is_global_zero:
+            return
+        title = f"accuracy {100 * report.accuracy:.2f}%, mean of classes {100 * report.mean_class_accuracy:.2f}%"
+        figure = plot_confusion_matrix(report.confusion, self.class_names, title=title)
+        log_image(self.logger, "test/confusion_matrix", figure_to_tensor(figure), step=self.global_step)
+        directory = self._results_dir()
+        paths = write_results(report, directory, prefix="test")
+        figure.savefig(directory / "test_confusion.png")
+        listed = ", ".join(str(p) for p in [*paths.values(), directory / "test_confusion.png"])
+        print(f"exprgan: test results written: {listed}")
+
+    def _results_dir(self) -> Path:
+        if self.hparams.results_dir:
+            return Path(self.hparams.results_dir)
+        save_dir = getattr(self.logger, "save_dir", None) if self.logger is not None else None
+        return Path(save_dir or self.trainer.default_root_dir) / "results"
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Per-image expression probabilities ``[N, n]``."""

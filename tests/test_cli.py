@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import wandb
 import yaml
 
 from exprgan.cli import cli_main
+from exprgan.datamodules import EXPRESSIONS
 from exprgan.joint import JointExprGAN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +110,7 @@ def test_demo_config_trains_tests_and_writes_an_offline_wandb_run(tmp_path, monk
     wandb.finish()  # a CLI process finishes its run at exit; this test process lives on
     checkpoint = tmp_path / "runs" / "demo" / "checkpoints" / "last.ckpt"
     assert checkpoint.is_file()
-    run = _wandb_run(tmp_path / "runs" / "demo")
+    run = _wandb_run(tmp_path / "runs" / "demo")  # the fit run (the test run comes later)
     history = next(run.glob("run-*.wandb")).read_bytes()
     for key in ("d/adversarial", "g/total", "g/reconstruction", "g/perceptual", "c/loss", "train/acc", "val/acc"):
         assert key.encode() in history, key
@@ -116,6 +118,16 @@ def test_demo_config_trains_tests_and_writes_an_offline_wandb_run(tmp_path, monk
 
     cli_main(["test", "--config", config, *TINY, f"--ckpt_path={checkpoint}", "--trainer.enable_progress_bar=false"])
     wandb.finish()
+    results = tmp_path / "runs" / "demo" / "results"
+    report = json.loads((results / "test_results.json").read_text())
+    assert report["num_samples"] == 2 * 7  # 2 test identities x 7 expressions
+    assert set(report["per_class"]) == set(EXPRESSIONS)
+    confusion = torch.tensor(report["confusion_matrix"])
+    assert torch.allclose(confusion.sum(1), torch.ones(7))
+    assert (results / "test_confusion.png").stat().st_size > 0
+    assert (results / "test_per_class.csv").is_file()
+    test_run = sorted((tmp_path / "runs" / "demo" / "wandb").glob("offline-run-*"))[-1]
+    assert b"test/confusion_matrix" in next(test_run.glob("run-*.wandb")).read_bytes()
 
     model = JointExprGAN.load_from_checkpoint(checkpoint, map_location="cpu")  # weights_only by default
     assert model.weights.perceptual == 3.0 and model.class_names[0] == "surprise"
