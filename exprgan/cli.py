@@ -61,9 +61,18 @@ def lightning_main(args: Sequence[str] | None) -> None:
                 "logger": {"class_path": "exprgan.loggers.AutoWandbLogger"},
             },
         )
-    except NonFiniteLossError as error:
-        print(f"exprgan: {error}", file=sys.stderr)
+    except (NonFiniteLossError, *_user_errors()) as error:
+        # bad data, missing weights, a diverged run: the message says what to do, no traceback
+        print(f"exprgan: {type(error).__name__}: {error}", file=sys.stderr)
         raise SystemExit(1) from error
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that report a problem with the user's data or files, not a bug."""
+    from exprgan.datamodules import BadImageError, CacheError, DataRootError, EmptyClassError, LabelFileError
+    from exprgan.models.pretrained import PretrainedWeightsError
+
+    return (BadImageError, CacheError, DataRootError, EmptyClassError, LabelFileError, PretrainedWeightsError)
 
 
 def cli_main(args: Sequence[str] | None = None) -> None:

@@ -271,8 +271,7 @@ def test_a_partial_journal_line_and_stray_temporaries_are_cleaned_up(tree, tmp_p
 def test_workers_give_the_same_cache_as_one_process(tree, tmp_path: Path) -> None:
     root, listing = tree
     run(listing, root, tmp_path / "one")
-    # fork keeps the test fast; the command's default, spawn, re-imports exprgan in each worker
-    run(listing, root, tmp_path / "two", workers=2, start_method="fork")
+    run(listing, root, tmp_path / "two", workers=2)  # spawn, the command's default
     assert cache_contents(tmp_path / "one") == cache_contents(tmp_path / "two") | {
         "meta.json": cache_contents(tmp_path / "one")["meta.json"]
     }
