@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -21,14 +22,38 @@ def params_main(args: Sequence[str]) -> None:
     print(format_breakdown(parameter_breakdown(options.num_expressions, options.image_size, options.backbone)))
 
 
-def preprocess_main(args: Sequence[str]) -> None:
-    """``exprgan preprocess``: align a data set's faces into a crop cache (see ``--help``)."""
-    from exprgan.preprocessing.cli import preprocess_main as main
+# ``exprgan NAME ...`` for each tool: "module:function", imported only when the tool runs
+TOOLS: dict[str, str] = {
+    "params": "exprgan.cli:params_main",
+    "preprocess": "exprgan.preprocessing.cli:preprocess_main",
+    "recognize": "exprgan.tools.recognize:recognize_main",
+    "transfer": "exprgan.tools.transfer:transfer_main",
+    "fid": "exprgan.tools.fid:fid_main",
+    "cv": "exprgan.tools.cv:cv_main",
+    "synthesize": "exprgan.tools.synthesize:synthesize_main",
+    "report": "exprgan.tools.report:report_main",
+}
 
-    main(args)
+USAGE = """usage: exprgan COMMAND [options]
+
+Training and evaluation (LightningCLI; `exprgan fit --help` for every option):
+  fit | validate | test | predict --config FILE   e.g. exprgan fit --config experiments/demo.yaml
+
+Tools (`exprgan COMMAND --help`):
+  preprocess   detect, align and crop a data set's faces into a cache
+  recognize    recognise the expression of every face in photos (CSV)
+  transfer     put a reference face's expression on an identity's face
+  fid          per-expression FID of one or more checkpoints (Tables V-VI)
+  cv           run the 5 subject-independent folds and report mean and std
+  synthesize   write transfers of every training image to K other expressions
+  report       gather finished runs into the paper's tables
+  params       the model's parameter breakdown
+"""
 
 
-TOOLS: dict[str, Callable[[Sequence[str]], None]] = {"params": params_main, "preprocess": preprocess_main}
+def _tool(name: str) -> Callable[[Sequence[str]], None]:
+    module, function = TOOLS[name].split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def lightning_main(args: Sequence[str] | None) -> None:
@@ -79,7 +104,10 @@ def cli_main(args: Sequence[str] | None = None) -> None:
     """Entry point of the ``exprgan`` console script (``args`` default to ``sys.argv[1:]``)."""
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] in TOOLS:
-        TOOLS[argv[0]](argv[1:])
+        _tool(argv[0])(argv[1:])
+        return
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(USAGE, end="")
         return
     if argv and argv[0] in {"--version", "-V"}:
         print(f"exprgan {__version__}")
