@@ -1,0 +1,238 @@
+"""``exprgan transfer`` on real photographs (scikit-image's astronaut and coffee), offline, with dlib.
+
+Issue 5, acceptance 4: one reference writes an image of the identity photo's size (the new
+face pasted back), ``--crop-only`` the aligned face, several references a grid; missing faces,
+unknown labels and shared expressions are reported clearly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from exprgan.cli import cli_main
+from exprgan.datamodules.io import read_image
+from exprgan.datamodules.synthetic_faces import EXPRESSIONS
+from exprgan.preprocessing.align import warp
+from exprgan.preprocessing.dlib_backend import DEFAULT_PREDICTOR
+from exprgan.tools.faces import NoFaceError, face_mask, paste_face
+from exprgan.tools.transfer import label_index, load_face, transfer_grid
+
+if os.environ.get("CI") and (importlib.util.find_spec("dlib") is None or not DEFAULT_PREDICTOR.is_file()):
+    # .ci/run installs both: in CI these tests must run, never skip
+    pytest.fail(f"CI without dlib-bin or {DEFAULT_PREDICTOR}: .ci/run should have installed them", pytrace=False)
+data = pytest.importorskip("skimage.data")
+SIZE = 64
+PAD = 2  # transfer_grid's padding
+
+
+@pytest.fixture(scope="module")
+def dlib_backend():
+    """dlib's detector and predictor, or a skip saying what to install."""
+    pytest.importorskip("dlib", reason="the dlib backend needs: pip install dlib-bin")
+    if not DEFAULT_PREDICTOR.is_file():
+        pytest.skip(f"{DEFAULT_PREDICTOR} missing: apt-get install libdlib-data")
+    from exprgan.preprocessing.dlib_backend import DlibBackend
+
+    return DlibBackend()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny 64 px model with the demo's 7 class names, saved as a Lightning checkpoint."""
+    import pytorch_lightning as pl
+
+    from exprgan.joint import JointExprGAN
+
+    model = JointExprGAN(
+        num_expressions=7,
+        image_size=SIZE,
+        backbone="resnet18",
+        pretrained=False,
+        perceptual_pretrained=False,
+        gan_width=8,
+        classifier_hidden_features=16,
+        perceptual_layer_weights=[1.0],
+        image_log_every_n_steps=0,
+        class_names=EXPRESSIONS,
+    )
+    trainer = pl.Trainer(
+        max_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.strategy.connect(model)
+    path = tmp_path_factory.mktemp("ckpt") / "demo.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded_model(checkpoint: Path):
+    from exprgan.tools.checkpoints import load_model
+
+    return load_model(checkpoint)
+
+
+@pytest.fixture
+def reuse_loaded(monkeypatch: pytest.MonkeyPatch, loaded_model, dlib_backend) -> None:
+    """The command gets the already loaded model and dlib backend (the first test loads its own)."""
+    from exprgan.preprocessing.backends import BackendSpec
+    from exprgan.tools import faces
+
+    monkeypatch.setattr(faces, "open_checkpoint", lambda checkpoint, device: loaded_model)
+    monkeypatch.setattr(BackendSpec, "build", lambda spec: dlib_backend if spec.name == "dlib" else None)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The identity (astronaut, 512 x 512 JPEG), two references of other sizes, and coffee (no face)."""
+    root = tmp_path_factory.mktemp("photos")
+    astronaut = data.astronaut()
+    paths = {name: root / f"{name}.{ext}" for name, ext in [("identity", "jpg"), ("mirror", "png"), ("small", "png")]}
+    Image.fromarray(astronaut).save(paths["identity"], quality=95)
+    Image.fromarray(np.ascontiguousarray(astronaut[:, ::-1][40:440, 20:500])).save(paths["mirror"])  # 480 x 400
+    Image.fromarray(astronaut).resize((400, 400), Image.BILINEAR).save(paths["small"])
+    paths["coffee"] = root / "coffee.png"
+    Image.fromarray(data.coffee()).save(paths["coffee"])
+    return paths
+
+
+def run_transfer(checkpoint: Path, identity: Path, references: list[Path], out: Path, *extra: str) -> None:
+    args = ["transfer", "--identity", str(identity), "--ckpt", str(checkpoint), "--out", str(out)]
+    for reference in references:
+        args += ["--reference", str(reference)]
+    cli_main([*args, "--backend", "dlib", "--device", "cpu", *extra])
+
+
+def test_one_reference_writes_the_identity_photo_with_the_new_face(
+    photos: dict[str, Path], checkpoint: Path, dlib_backend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out" / "smiling.png"
+    run_transfer(checkpoint, photos["identity"], [photos["mirror"]], out, "--identity-label", "neutral")
+    printed = capsys.readouterr().out
+    assert "neutral (given)" in printed and "(predicted)" in printed and f"wrote {out} (512x512" in printed
+
+    result, original = read_image(out), read_image(photos["identity"])
+    assert result.shape == original.shape == (512, 512, 3)
+    # only the face changes: the face box is x 175-265, y 76-166; the rest of the photo is untouched
+    np.testing.assert_array_equal(result[:, :120], original[:, :120])
+    np.testing.assert_array_equal(result[260:], original[260:])
+    changed = np.abs(result.astype(int) - original.astype(int)).sum(axis=2) > 0
+    rows, columns = np.nonzero(changed)
+    assert changed.any() and 150 < columns.mean() < 290 and 60 < rows.mean() < 190
+
+
+def test_crop_only_writes_the_aligned_face_at_the_model_size(
+    photos: dict[str, Path], checkpoint: Path, dlib_backend, reuse_loaded, tmp_path: Path
+) -> None:
+    out = tmp_path / "crop.png"
+    run_transfer(checkpoint, photos["identity"], [photos["small"]], out, "--crop-only", "--reference-label", "anger")
+    assert read_image(out).shape == (SIZE, SIZE, 3)
+
+
+def test_several_references_write_a_grid_and_a_shared_expression_is_said(
+    photos: dict[str, Path],
+    checkpoint: Path,
+    dlib_backend,
+    reuse_loaded,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "grid.jpg"
+    references = [photos["mirror"], photos["small"], photos["identity"]]
+    labels = ["--identity-label", "neutral"] + ["--reference-label", "happiness", "--reference-label", "3"]
+    run_transfer(checkpoint, photos["identity"], references, out, *labels, "--reference-label", "NEUTRAL")
+    printed = capsys.readouterr().out
+    assert printed.count("happiness (given)") == 2
+    assert f"reference {photos['identity']}: neutral (given): the same expression, nothing to change" in printed
+    # 2 rows x 4 columns of 64 px cells, 2 px apart and around
+    assert read_image(out).shape == (2 * SIZE + 3 * PAD, 4 * SIZE + 5 * PAD, 3)
+
+
+def test_missing_faces_and_unknown_labels_are_clear_errors(
+    photos: dict[str, Path],
+    checkpoint: Path,
+    dlib_backend,
+    reuse_loaded,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "never.png"
+    with pytest.raises(SystemExit) as exit_info:
+        run_transfer(checkpoint, photos["identity"], [photos["mirror"], photos["coffee"]], out)
+    assert exit_info.value.code == 1
+    assert f"exprgan transfer: {photos['coffee']}: no face found" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_transfer(checkpoint, photos["identity"], [photos["mirror"]], out, "--reference-label", "joy")
+    assert exit_info.value.code == 1
+    assert "unknown expression 'joy': the model's expressions are " + ", ".join(EXPRESSIONS) in capsys.readouterr().err
+    assert not out.exists()
+
+    with pytest.raises(NoFaceError, match="coffee.png: no face found"):  # the identity goes the same way
+        load_face(photos["coffee"], dlib_backend, SIZE, min_score=0.5)
+    with pytest.raises(NoFaceError, match=r"identity.jpg: no face found \(2 weaker detection"):
+        load_face(photos["identity"], dlib_backend, SIZE, min_score=5.0)
+
+
+def test_usage_errors_need_no_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["transfer", "--identity", "a.jpg", "--ckpt", "x.ckpt", "--out", str(tmp_path / "o.png")]
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([*common, "--reference", "b.jpg", "--reference", "c.jpg", "--crop-only"])
+    assert exit_info.value.code == 2 and "--crop-only writes one face" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([*common, "--reference", "b.jpg", "--reference-label", "anger", "--reference-label", "fear"])
+    assert exit_info.value.code == 2 and "2 --reference-label for 1 --reference" in capsys.readouterr().err
+
+
+def test_label_index_takes_names_in_any_case_or_indices() -> None:
+    assert label_index("Happiness", EXPRESSIONS) == 3 and label_index("6", EXPRESSIONS) == 6
+    with pytest.raises(ValueError, match="surprise, fear, disgust"):
+        label_index("7", EXPRESSIONS)
+
+
+def test_transfer_grid_puts_each_reference_above_its_transfer() -> None:
+    cells = [np.full((SIZE, SIZE, 3), value, np.uint8) for value in (10, 20, 30, 40, 50)]
+    identity, references, transfers = cells[0], cells[1:3], cells[3:5]
+    grid = transfer_grid(identity, references, transfers, padding=PAD)
+    assert grid.shape == (2 * SIZE + 3 * PAD, 3 * SIZE + 4 * PAD, 3)
+
+    def cell(row: int, column: int) -> np.ndarray:
+        top, left = PAD + row * (SIZE + PAD), PAD + column * (SIZE + PAD)
+        return grid[top : top + SIZE, left : left + SIZE]
+
+    assert (cell(0, 0) == 255).all()  # empty corner
+    for column, (reference, transfer) in enumerate(zip(references, transfers), start=1):
+        np.testing.assert_array_equal(cell(0, column), reference)
+        np.testing.assert_array_equal(cell(1, column), transfer)
+    np.testing.assert_array_equal(cell(1, 0), identity)
+    assert (grid[:PAD] == 255).all()  # white between the cells
+
+
+def test_paste_face_undoes_the_alignment_inside_the_mask_and_touches_nothing_outside() -> None:
+    # a smooth photo, a rotated and scaled "alignment", its crop pasted straight back
+    y, x = np.mgrid[0:200, 0:240].astype(np.float64)
+    image = np.stack([x, y, 0.5 * (x + y)], axis=-1) / np.array([240, 200, 220]) * 200 + 20
+    image = image.round().astype(np.uint8)
+    angle, scale = np.deg2rad(12.0), 0.9
+    linear = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    matrix = np.concatenate([linear, (np.array([32.0, 32.0]) - linear @ np.array([120.0, 100.0]))[:, None]], axis=1)
+    crop = warp(image, matrix, SIZE)
+    pasted = paste_face(image, crop, matrix)
+    assert pasted.shape == image.shape and pasted.dtype == np.uint8
+
+    # where the mask is 1 the crop's pixels come back (two bilinear resamplings of a smooth ramp)
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+    centre = np.round(inverse @ np.array([SIZE / 2, SIZE * 0.55, 1.0])).astype(int)
+    window = (slice(centre[1] - 10, centre[1] + 10), slice(centre[0] - 10, centre[0] + 10))
+    assert np.abs(pasted[window].astype(int) - image[window].astype(int)).max() <= 2
+    # far from the face nothing changes, not even by rounding
+    np.testing.assert_array_equal(pasted[:, :50], image[:, :50])
+    np.testing.assert_array_equal(pasted[:, -40:], image[:, -40:])
+
+    mask = face_mask(SIZE)
+    assert mask.max() == 1.0 and mask[0].max() == mask[-1].max() == mask[:, 0].max() == mask[:, -1].max() == 0.0
