@@ -142,7 +142,9 @@ class JointExprGAN(pl.LightningModule):
             loss_weights = LossWeights(**loss_weights)
         self.weights = loss_weights or LossWeights()
         # plain types only, so checkpoints load with torch.load(weights_only=True)
-        self.save_hyperparameters(ignore=["loss_weights", "class_names"])
+        # results_dir is not stored: `exprgan test --ckpt_path ... --model.results_dir DIR` must win
+        self.save_hyperparameters(ignore=["loss_weights", "class_names", "results_dir"])
+        self.results_dir = results_dir
         self.hparams["loss_weights"] = asdict(self.weights)
         self.hparams["class_names"] = list(class_names) if class_names else None
         self.automatic_optimization = False
@@ -432,8 +434,8 @@ class JointExprGAN(pl.LightningModule):
         print(f"exprgan: test results written: {listed}")
 
     def _results_dir(self) -> Path:
-        if self.hparams.results_dir:
-            return Path(self.hparams.results_dir)
+        if self.results_dir:
+            return Path(self.results_dir)
         save_dir = getattr(self.logger, "save_dir", None) if self.logger is not None else None
         return Path(save_dir or self.trainer.default_root_dir) / "results"
 

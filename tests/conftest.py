@@ -65,3 +65,45 @@ def tiny_trainer(**overrides):
     )
     options.update(overrides)
     return pl.Trainer(**options)
+
+
+# --- real photographs with the dlib backend (test_dlib_backend, test_recognize, test_transfer_tool) ---
+DEMO_SIZE = 64  # the image size of the demo checkpoint
+
+
+def fail_in_ci_without_dlib() -> None:
+    """The CI rule, called at the top of each dlib-based test module: in CI a missing dlib fails, never skips."""
+    import importlib.util
+    import os
+
+    from exprgan.preprocessing.dlib_backend import DEFAULT_PREDICTOR
+
+    if os.environ.get("CI") and (importlib.util.find_spec("dlib") is None or not DEFAULT_PREDICTOR.is_file()):
+        # .ci/run installs both: in CI these tests must run, never skip
+        pytest.fail(f"CI without dlib-bin or {DEFAULT_PREDICTOR}: .ci/run should have installed them", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def dlib_backend():
+    """dlib's detector and predictor (loaded once), or a skip saying what to install."""
+    from exprgan.preprocessing.dlib_backend import DEFAULT_PREDICTOR
+
+    pytest.importorskip("dlib", reason="the dlib backend needs: pip install dlib-bin")
+    if not DEFAULT_PREDICTOR.is_file():
+        pytest.skip(f"{DEFAULT_PREDICTOR} missing: apt-get install libdlib-data")
+    from exprgan.preprocessing.dlib_backend import DlibBackend
+
+    return DlibBackend()
+
+
+@pytest.fixture(scope="session")
+def demo_checkpoint(tmp_path_factory: pytest.TempPathFactory):
+    """An untrained tiny model (DEMO_SIZE px, the demo's 7 class names), saved as a Lightning checkpoint."""
+    from exprgan.datamodules.synthetic_faces import EXPRESSIONS
+
+    model = tiny_model(image_size=DEMO_SIZE, classifier_hidden_features=16, class_names=EXPRESSIONS)
+    trainer = tiny_trainer(max_steps=0)
+    trainer.strategy.connect(model)
+    path = tmp_path_factory.mktemp("ckpt") / "demo.ckpt"
+    trainer.save_checkpoint(path)
+    return path

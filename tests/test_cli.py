@@ -116,9 +116,19 @@ def test_demo_config_trains_tests_and_writes_an_offline_wandb_run(tmp_path, monk
         assert key.encode() in history, key
     assert list((run / "files" / "media" / "images").rglob("*.png"))
 
-    cli_main(["test", "--config", config, *TINY, f"--ckpt_path={checkpoint}", "--trainer.enable_progress_bar=false"])
+    results = tmp_path / "chosen-results"  # a --model option given with --ckpt_path still applies
+    cli_main(
+        [
+            "test",
+            "--config",
+            config,
+            *TINY,
+            f"--ckpt_path={checkpoint}",
+            "--trainer.enable_progress_bar=false",
+            f"--model.results_dir={results}",
+        ]
+    )
     wandb.finish()
-    results = tmp_path / "runs" / "demo" / "results"
     report = json.loads((results / "test_results.json").read_text())
     assert report["num_samples"] == 2 * 7  # 2 test identities x 7 expressions
     assert set(report["per_class"]) == set(EXPRESSIONS)

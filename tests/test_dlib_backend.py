@@ -5,9 +5,7 @@ Needs ``pip install dlib-bin`` and ``apt-get install libdlib-data`` (``.ci/run``
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pandas as pd
@@ -17,31 +15,21 @@ from PIL import Image
 from exprgan.cli import cli_main
 from exprgan.preprocessing import BackendSpec, BackendWeightsError, CanonicalFace, key_points, preprocess
 from exprgan.preprocessing.align import alignment_matrix, transform_points
-from exprgan.preprocessing.dlib_backend import DEFAULT_PREDICTOR, DlibBackend
+from exprgan.preprocessing.dlib_backend import DlibBackend
+from tests.conftest import fail_in_ci_without_dlib
 
-if os.environ.get("CI") and (importlib.util.find_spec("dlib") is None or not DEFAULT_PREDICTOR.is_file()):
-    # .ci/run installs both: in CI this test must run, never skip
-    pytest.fail(f"CI without dlib-bin or {DEFAULT_PREDICTOR}: .ci/run should have installed them", pytrace=False)
+fail_in_ci_without_dlib()
 pytest.importorskip("dlib", reason="the dlib backend needs: pip install dlib-bin")
 data = pytest.importorskip("skimage.data")
-needs_predictor = pytest.mark.skipif(
-    not DEFAULT_PREDICTOR.is_file(), reason=f"{DEFAULT_PREDICTOR} missing: apt-get install libdlib-data"
-)
 SIZE = 256
 EYE_TOLERANCE_PX = 3.0
-
-
-@pytest.fixture(scope="module")
-def backend() -> DlibBackend:
-    return DlibBackend()
 
 
 def _centre(box: list[float]) -> tuple[float, float]:
     return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
 
 
-@needs_predictor
-def test_astronaut_keeps_the_real_face_aligned_and_coffee_has_none(tmp_path, backend: DlibBackend) -> None:
+def test_astronaut_keeps_the_real_face_aligned_and_coffee_has_none(tmp_path, dlib_backend: DlibBackend) -> None:
     root, out = tmp_path / "photos", tmp_path / "cache"
     root.mkdir()
     astronaut = data.astronaut()
@@ -65,7 +53,7 @@ def test_astronaut_keeps_the_real_face_aligned_and_coffee_has_none(tmp_path, bac
     # re-detecting landmarks on the crop: the eye centres sit on their canonical positions
     crop = np.asarray(Image.open(out / row.crop).convert("RGB"))
     assert crop.shape == (SIZE, SIZE, 3)
-    found = backend.detect(crop)
+    found = dlib_backend.detect(crop)
     assert len(found) == 1
     canonical = CanonicalFace().points(SIZE)
     eye_errors = np.linalg.norm(key_points(found[0].landmarks)[:2] - canonical[:2], axis=1)
@@ -73,7 +61,7 @@ def test_astronaut_keeps_the_real_face_aligned_and_coffee_has_none(tmp_path, bac
     assert (eye_errors < EYE_TOLERANCE_PX).all(), eye_errors
 
     # the landmarks of the original detection, transformed: the eyes set the scale and land exactly
-    original = backend.detect(astronaut)[0]
+    original = dlib_backend.detect(astronaut)[0]
     placed = transform_points(alignment_matrix(original.landmarks, SIZE), key_points(original.landmarks))
     np.testing.assert_allclose(placed[:2], canonical[:2], atol=1e-6)
 

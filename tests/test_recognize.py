@@ -7,8 +7,6 @@ unreadable file get their rows; folders are searched.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,57 +16,12 @@ from PIL import Image
 
 from exprgan.cli import cli_main
 from exprgan.datamodules.synthetic_faces import EXPRESSIONS
-from exprgan.preprocessing.dlib_backend import DEFAULT_PREDICTOR
 from exprgan.tools.faces import DEFAULT_MIN_SCORE
 from exprgan.tools.recognize import COLUMNS, find_images, probability_columns, recognize
+from tests.conftest import fail_in_ci_without_dlib
 
-if os.environ.get("CI") and (importlib.util.find_spec("dlib") is None or not DEFAULT_PREDICTOR.is_file()):
-    # .ci/run installs both: in CI these tests must run, never skip
-    pytest.fail(f"CI without dlib-bin or {DEFAULT_PREDICTOR}: .ci/run should have installed them", pytrace=False)
+fail_in_ci_without_dlib()
 data = pytest.importorskip("skimage.data")
-SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def dlib_backend():
-    """dlib's detector and predictor, or a skip saying what to install."""
-    pytest.importorskip("dlib", reason="the dlib backend needs: pip install dlib-bin")
-    if not DEFAULT_PREDICTOR.is_file():
-        pytest.skip(f"{DEFAULT_PREDICTOR} missing: apt-get install libdlib-data")
-    from exprgan.preprocessing.dlib_backend import DlibBackend
-
-    return DlibBackend()
-
-
-def save_demo_checkpoint(path: Path) -> Path:
-    """An untrained tiny 64 px model with the demo's 7 class names, saved as a Lightning checkpoint."""
-    import pytorch_lightning as pl
-
-    from exprgan.joint import JointExprGAN
-
-    model = JointExprGAN(
-        num_expressions=7,
-        image_size=SIZE,
-        backbone="resnet18",
-        pretrained=False,
-        perceptual_pretrained=False,
-        gan_width=8,
-        classifier_hidden_features=16,
-        perceptual_layer_weights=[1.0],
-        image_log_every_n_steps=0,
-        class_names=EXPRESSIONS,
-    )
-    trainer = pl.Trainer(
-        max_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
-    )
-    trainer.strategy.connect(model)
-    trainer.save_checkpoint(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_demo_checkpoint(tmp_path_factory.mktemp("ckpt") / "demo.ckpt")
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +38,22 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_recognize_command_writes_one_row_per_face_and_a_row_per_failure(
-    photos: Path, checkpoint: Path, dlib_backend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    photos: Path, demo_checkpoint: Path, dlib_backend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "results" / "faces.csv"
     astronaut, folder = photos / "astronaut.jpg", photos / "folder"
     cli_main(
-        ["recognize", str(astronaut), str(folder), "--ckpt", str(checkpoint), "--backend", "dlib", "--out", str(out)]
+        [
+            "recognize",
+            str(astronaut),
+            str(folder),
+            "--ckpt",
+            str(demo_checkpoint),
+            "--backend",
+            "dlib",
+            "--out",
+            str(out),
+        ]
         + ["--no-progress", "--device", "cpu"]
     )
     printed = capsys.readouterr().out
@@ -118,10 +81,12 @@ def test_recognize_command_writes_one_row_per_face_and_a_row_per_failure(
     assert table.iloc[1:][list(EXPRESSIONS)].isna().all().all()
 
 
-def test_the_threshold_drops_the_mission_patch_and_is_an_option(photos: Path, checkpoint: Path, dlib_backend) -> None:
+def test_the_threshold_drops_the_mission_patch_and_is_an_option(
+    photos: Path, demo_checkpoint: Path, dlib_backend
+) -> None:
     from exprgan.tools.checkpoints import load_model
 
-    model = load_model(checkpoint)
+    model = load_model(demo_checkpoint)
     path = photos / "astronaut.jpg"
     everything = recognize([path], model, dlib_backend, min_score=0.0, batch_size=1, progress=False)
     assert everything["face"].tolist() == [0, 1]

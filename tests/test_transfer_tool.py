@@ -7,8 +7,7 @@ unknown labels and shared expressions are reported clearly.
 
 from __future__ import annotations
 
-import importlib.util
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,62 +18,21 @@ from exprgan.cli import cli_main
 from exprgan.datamodules.io import read_image
 from exprgan.datamodules.synthetic_faces import EXPRESSIONS
 from exprgan.preprocessing.align import warp
-from exprgan.preprocessing.dlib_backend import DEFAULT_PREDICTOR
 from exprgan.tools.faces import NoFaceError, face_mask, paste_face
 from exprgan.tools.transfer import label_index, load_face, transfer_grid
+from tests.conftest import DEMO_SIZE, fail_in_ci_without_dlib
 
-if os.environ.get("CI") and (importlib.util.find_spec("dlib") is None or not DEFAULT_PREDICTOR.is_file()):
-    # .ci/run installs both: in CI these tests must run, never skip
-    pytest.fail(f"CI without dlib-bin or {DEFAULT_PREDICTOR}: .ci/run should have installed them", pytrace=False)
+fail_in_ci_without_dlib()
 data = pytest.importorskip("skimage.data")
-SIZE = 64
+SIZE = DEMO_SIZE
 PAD = 2  # transfer_grid's padding
 
 
 @pytest.fixture(scope="module")
-def dlib_backend():
-    """dlib's detector and predictor, or a skip saying what to install."""
-    pytest.importorskip("dlib", reason="the dlib backend needs: pip install dlib-bin")
-    if not DEFAULT_PREDICTOR.is_file():
-        pytest.skip(f"{DEFAULT_PREDICTOR} missing: apt-get install libdlib-data")
-    from exprgan.preprocessing.dlib_backend import DlibBackend
-
-    return DlibBackend()
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained tiny 64 px model with the demo's 7 class names, saved as a Lightning checkpoint."""
-    import pytorch_lightning as pl
-
-    from exprgan.joint import JointExprGAN
-
-    model = JointExprGAN(
-        num_expressions=7,
-        image_size=SIZE,
-        backbone="resnet18",
-        pretrained=False,
-        perceptual_pretrained=False,
-        gan_width=8,
-        classifier_hidden_features=16,
-        perceptual_layer_weights=[1.0],
-        image_log_every_n_steps=0,
-        class_names=EXPRESSIONS,
-    )
-    trainer = pl.Trainer(
-        max_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
-    )
-    trainer.strategy.connect(model)
-    path = tmp_path_factory.mktemp("ckpt") / "demo.ckpt"
-    trainer.save_checkpoint(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def loaded_model(checkpoint: Path):
+def loaded_model(demo_checkpoint: Path):
     from exprgan.tools.checkpoints import load_model
 
-    return load_model(checkpoint)
+    return load_model(demo_checkpoint)
 
 
 @pytest.fixture
@@ -101,18 +59,24 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
-def run_transfer(checkpoint: Path, identity: Path, references: list[Path], out: Path, *extra: str) -> None:
-    args = ["transfer", "--identity", str(identity), "--ckpt", str(checkpoint), "--out", str(out)]
-    for reference in references:
-        args += ["--reference", str(reference)]
-    cli_main([*args, "--backend", "dlib", "--device", "cpu", *extra])
+@pytest.fixture
+def run_transfer(demo_checkpoint: Path, dlib_backend) -> Callable[..., None]:
+    """``exprgan transfer`` with the demo checkpoint and dlib: ``run_transfer(identity, references, out, *extra)``."""
+
+    def run(identity: Path, references: list[Path], out: Path, *extra: str) -> None:
+        args = ["transfer", "--identity", str(identity), "--ckpt", str(demo_checkpoint), "--out", str(out)]
+        for reference in references:
+            args += ["--reference", str(reference)]
+        cli_main([*args, "--backend", "dlib", "--device", "cpu", *extra])
+
+    return run
 
 
 def test_one_reference_writes_the_identity_photo_with_the_new_face(
-    photos: dict[str, Path], checkpoint: Path, dlib_backend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    photos: dict[str, Path], run_transfer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out" / "smiling.png"
-    run_transfer(checkpoint, photos["identity"], [photos["mirror"]], out, "--identity-label", "neutral")
+    run_transfer(photos["identity"], [photos["mirror"]], out, "--identity-label", "neutral")
     printed = capsys.readouterr().out
     assert "neutral (given)" in printed and "(predicted)" in printed and f"wrote {out} (512x512" in printed
 
@@ -126,26 +90,23 @@ def test_one_reference_writes_the_identity_photo_with_the_new_face(
     assert changed.any() and 150 < columns.mean() < 290 and 60 < rows.mean() < 190
 
 
+@pytest.mark.usefixtures("reuse_loaded")
 def test_crop_only_writes_the_aligned_face_at_the_model_size(
-    photos: dict[str, Path], checkpoint: Path, dlib_backend, reuse_loaded, tmp_path: Path
+    photos: dict[str, Path], run_transfer, tmp_path: Path
 ) -> None:
     out = tmp_path / "crop.png"
-    run_transfer(checkpoint, photos["identity"], [photos["small"]], out, "--crop-only", "--reference-label", "anger")
+    run_transfer(photos["identity"], [photos["small"]], out, "--crop-only", "--reference-label", "anger")
     assert read_image(out).shape == (SIZE, SIZE, 3)
 
 
+@pytest.mark.usefixtures("reuse_loaded")
 def test_several_references_write_a_grid_and_a_shared_expression_is_said(
-    photos: dict[str, Path],
-    checkpoint: Path,
-    dlib_backend,
-    reuse_loaded,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    photos: dict[str, Path], run_transfer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "grid.jpg"
     references = [photos["mirror"], photos["small"], photos["identity"]]
     labels = ["--identity-label", "neutral"] + ["--reference-label", "happiness", "--reference-label", "3"]
-    run_transfer(checkpoint, photos["identity"], references, out, *labels, "--reference-label", "NEUTRAL")
+    run_transfer(photos["identity"], references, out, *labels, "--reference-label", "NEUTRAL")
     printed = capsys.readouterr().out
     assert printed.count("happiness (given)") == 2
     assert f"reference {photos['identity']}: neutral (given): the same expression, nothing to change" in printed
@@ -153,22 +114,18 @@ def test_several_references_write_a_grid_and_a_shared_expression_is_said(
     assert read_image(out).shape == (2 * SIZE + 3 * PAD, 4 * SIZE + 5 * PAD, 3)
 
 
+@pytest.mark.usefixtures("reuse_loaded")
 def test_missing_faces_and_unknown_labels_are_clear_errors(
-    photos: dict[str, Path],
-    checkpoint: Path,
-    dlib_backend,
-    reuse_loaded,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    photos: dict[str, Path], run_transfer, dlib_backend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "never.png"
     with pytest.raises(SystemExit) as exit_info:
-        run_transfer(checkpoint, photos["identity"], [photos["mirror"], photos["coffee"]], out)
+        run_transfer(photos["identity"], [photos["mirror"], photos["coffee"]], out)
     assert exit_info.value.code == 1
     assert f"exprgan transfer: {photos['coffee']}: no face found" in capsys.readouterr().err
 
     with pytest.raises(SystemExit) as exit_info:
-        run_transfer(checkpoint, photos["identity"], [photos["mirror"]], out, "--reference-label", "joy")
+        run_transfer(photos["identity"], [photos["mirror"]], out, "--reference-label", "joy")
     assert exit_info.value.code == 1
     assert "unknown expression 'joy': the model's expressions are " + ", ".join(EXPRESSIONS) in capsys.readouterr().err
     assert not out.exists()

@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "list_rafdb": "rafdb",
     "LISTINGS": "registry",
     "SyntheticFacesDataModule": "synthetic",
+    "SynthesizedDataModule": "synthesized",
     "EXPRESSIONS": "synthetic_faces",
     "render": "synthetic_faces",
 }

@@ -4,8 +4,8 @@
 confidence threshold and aligns the rest exactly as ``exprgan preprocess`` does (same
 canonical eye and mouth positions, same warp) at the model's image size.
 :func:`paste_face` puts an aligned crop back into the photo (the inverse warp, blended with
-a soft elliptical mask). :func:`add_backend_arguments` / :func:`backend_from_options` give
-both tools the backend options of ``exprgan preprocess``.
+a soft elliptical mask). :func:`add_face_arguments` / :func:`device_and_backend` give both
+tools the backend options of ``exprgan preprocess`` (:mod:`exprgan.preprocessing.options`).
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from exprgan.preprocessing.align import CanonicalFace, align_face
-from exprgan.preprocessing.backends import BackendSpec, resolve_backend
+from exprgan.preprocessing.backends import BackendSpec
 from exprgan.preprocessing.landmarks import LandmarkBackend
+from exprgan.preprocessing.options import BACKENDS_HELP, add_backend_arguments, backend_spec
 from exprgan.preprocessing.run import detect_faces
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 # detection scores are on each backend's own scale: dlib's HOG margin (a clear frontal face
 # scores about 1, weak false hits 0-0.3), S3FD's probability (faces above 0.99)
 DEFAULT_MIN_SCORE: dict[str, float] = {"dlib": 0.5, "face_alignment": 0.9}
-DEFAULT_BACKEND = "face_alignment"
 
 
 class NoFaceError(ValueError):
@@ -145,37 +145,24 @@ def paste_face(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray) -> np.nd
     return np.clip(blended.round(), 0, 255).astype(np.uint8)
 
 
-# --- the backend options both tools share (those of `exprgan preprocess`) ------------------------
-_BACKEND_OPTIONS: dict[str, dict[str, str]] = {
-    "dlib": {"predictor": "predictor_path", "upsample": "upsample", "adjust_threshold": "adjust_threshold"},
-    "face_alignment": {
-        "detector_weights": "detector_weights",
-        "landmark_weights": "landmark_weights",
-        "filter_threshold": "filter_threshold",
-        "download": "download",
-    },
-}
-
-BACKEND_EPILOG = """\
-backends:
-  face_alignment  S3FD + 2D-FAN-4 (the paper's; the default of exprgan preprocess). Weights:
-                  s3fd-619a316812.pth and 2DFAN4-11f355bf06.pth.tar, from --detector-weights /
-                  --landmark-weights or $TORCH_HOME/hub/checkpoints/ (downloaded when online,
-                  unless --no-download). Scores are probabilities; default --min-score 0.9.
-  dlib            HOG detector + shape_predictor_68_face_landmarks.dat; offline with
-                  'pip install dlib-bin' and 'apt-get install libdlib-data' (or --predictor PATH).
-                  Scores are HOG margins (a clear face about 1); default --min-score 0.5.
+# --- the options both tools share: preprocessing's backend options, --device and --min-score ----
+FACE_OPTIONS_HELP = (
+    BACKENDS_HELP
+    + """
+Detection scores are on each backend's own scale: face_alignment's are probabilities (default
+--min-score 0.9), dlib's are HOG margins (a clear face about 1; default --min-score 0.5).
 Use the backend the model's training crops were made with: the alignment is the same, the
 landmarks differ a little."""
+)
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--backend``, ``--min-score``, ``--border``, ``--detect-max-side`` and each backend's weights options."""
+def add_face_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device``, ``--min-score`` and the backend options of ``exprgan preprocess``."""
     parser.add_argument(
-        "--backend",
-        default=DEFAULT_BACKEND,
-        help=f"landmark backend: face_alignment, dlib, or package.module:Class (default {DEFAULT_BACKEND})",
+        "--device",
+        help="cpu, cuda, cuda:1, ... for the model and the face_alignment backend (default: cuda when available)",
     )
+    add_backend_arguments(parser, device=False)
     parser.add_argument(
         "--min-score",
         type=float,
@@ -183,69 +170,16 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         help="drop face detections scoring below S, on the backend's scale "
         f"(default: {', '.join(f'{k} {v:g}' for k, v in DEFAULT_MIN_SCORE.items())}, 0 for others)",
     )
-    parser.add_argument(
-        "--border",
-        choices=("constant", "reflect", "replicate"),
-        default="constant",
-        help="fill where an aligned crop leaves the photo (constant: black, as exprgan preprocess's default)",
-    )
-    parser.add_argument(
-        "--detect-max-side",
-        type=int,
-        metavar="PIXELS",
-        help="detect on a copy of larger photos reduced to this longest side (faster; crops stay full resolution)",
-    )
-    dlib = parser.add_argument_group("dlib backend")
-    dlib.add_argument(
-        "--predictor",
-        type=Path,
-        metavar="PATH",
-        help="shape_predictor_68_face_landmarks.dat (default /usr/share/dlib/shape_predictor_68_face_landmarks.dat)",
-    )
-    dlib.add_argument("--upsample", type=int, help="detector upsampling, finds smaller faces (1)")
-    dlib.add_argument("--adjust-threshold", type=float, help="added to the HOG detector's threshold (0.0)")
-    fan = parser.add_argument_group("face_alignment backend (it runs on --device)")
-    fan.add_argument("--detector-weights", type=Path, metavar="PATH", help="S3FD weights file s3fd-619a316812.pth")
-    fan.add_argument(
-        "--landmark-weights", type=Path, metavar="PATH", help="2D-FAN-4 weights file 2DFAN4-11f355bf06.pth.tar"
-    )
-    fan.add_argument("--filter-threshold", type=float, help="S3FD's own box score threshold (0.5)")
-    fan.add_argument(
-        "--no-download",
-        dest="download",
-        action="store_const",
-        const=False,
-        help="never download missing weights: fail naming the files",
-    )
 
 
-def backend_spec_from_options(
-    options: argparse.Namespace, parser: argparse.ArgumentParser, device: str | None = None
-) -> BackendSpec:
-    """The :class:`BackendSpec` the options ask for; another backend's options are a usage error.
+def device_and_backend(options: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[str, BackendSpec]:
+    """``--device`` (default: cuda when available) and the backend the options ask for, run on that device.
 
-    Args:
-        options: parsed arguments of a parser set up by :func:`add_backend_arguments`.
-        parser: that parser, to report usage errors.
-        device: where the face_alignment backend runs (the model's device).
+    Another backend's option or an unknown backend is a usage error (see
+    :func:`~exprgan.preprocessing.options.backend_spec`).
     """
-    try:
-        resolve_backend(options.backend)
-    except (ValueError, ImportError, AttributeError) as error:
-        parser.error(f"--backend {options.backend}: {error}")
-    values: dict[str, Any] = {}
-    for backend, names in _BACKEND_OPTIONS.items():
-        for attribute, keyword in names.items():
-            value = getattr(options, attribute, None)
-            if value is None:
-                continue
-            if backend != options.backend:
-                flag = "--no-download" if attribute == "download" else "--" + attribute.replace("_", "-")
-                parser.error(f"{flag} is an option of the {backend} backend, not of {options.backend}")
-            values[keyword] = str(value) if isinstance(value, Path) else value
-    if options.backend == "face_alignment" and device is not None:
-        values["device"] = device
-    return BackendSpec(options.backend, values)
+    device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return device, backend_spec(options, parser, device)
 
 
 def open_checkpoint(checkpoint: str | os.PathLike[str], device: str) -> JointExprGAN:

@@ -174,12 +174,12 @@ def summarize(table: pd.DataFrame) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``exprgan recognize``."""
-    from exprgan.tools.faces import BACKEND_EPILOG, add_backend_arguments
+    from exprgan.tools.faces import FACE_OPTIONS_HELP, add_face_arguments
 
     parser = argparse.ArgumentParser(
         prog="exprgan recognize",
         description=DESCRIPTION,
-        epilog=EXAMPLES + "\n\n" + BACKEND_EPILOG,
+        epilog=EXAMPLES + "\n\n" + FACE_OPTIONS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files and folders (recursive)")
@@ -188,23 +188,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("recognize.csv"), metavar="CSV", help="the CSV to write (recognize.csv)"
     )
     parser.add_argument("--batch-size", type=int, default=32, help="faces classified per forward pass (32)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_backend_arguments(parser)
+    add_face_arguments(parser)
     return parser
 
 
 def recognize_main(args: Sequence[str]) -> None:
     """``exprgan recognize PATH... --ckpt CKPT``: the expression of every face, as a CSV."""
     from exprgan.preprocessing.landmarks import BackendUnavailableError, BackendWeightsError
-    from exprgan.tools.faces import backend_spec_from_options, min_score_from_options, open_checkpoint
+    from exprgan.tools.faces import device_and_backend, min_score_from_options, open_checkpoint
 
     parser = build_parser()
     options = parser.parse_args(list(args))
     if options.batch_size < 1:
         parser.error("--batch-size must be at least 1")
-    device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    spec = backend_spec_from_options(options, parser, device)
+    device, spec = device_and_backend(options, parser)
     paths = find_images(options.paths)
     if not paths:
         _fail(f"no image files in {', '.join(map(str, options.paths))}")

@@ -176,12 +176,12 @@ def transfer_grid(
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``exprgan transfer``."""
-    from exprgan.tools.faces import BACKEND_EPILOG, add_backend_arguments
+    from exprgan.tools.faces import FACE_OPTIONS_HELP, add_face_arguments
 
     parser = argparse.ArgumentParser(
         prog="exprgan transfer",
         description=DESCRIPTION,
-        epilog=EXAMPLES + "\n\n" + BACKEND_EPILOG,
+        epilog=EXAMPLES + "\n\n" + FACE_OPTIONS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--identity", type=Path, required=True, metavar="PHOTO", help="the face to change")
@@ -209,8 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--crop-only", action="store_true", help="with one reference: write just the aligned face at the model's size"
     )
     output.add_argument("--grid", action="store_true", help="write the grid even with one reference")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    add_backend_arguments(parser)
+    add_face_arguments(parser)
     return parser
 
 
@@ -220,7 +219,7 @@ def transfer_main(args: Sequence[str]) -> None:
 
     from exprgan.datamodules.io import BadImageError
     from exprgan.preprocessing.landmarks import BackendUnavailableError, BackendWeightsError
-    from exprgan.tools.faces import backend_spec_from_options, min_score_from_options, open_checkpoint, paste_face
+    from exprgan.tools.faces import device_and_backend, min_score_from_options, open_checkpoint, paste_face
 
     parser = build_parser()
     options = parser.parse_args(list(args))
@@ -230,8 +229,7 @@ def transfer_main(args: Sequence[str]) -> None:
     given_labels = options.reference_label or []
     if len(given_labels) not in (0, 1, len(references)):
         parser.error(f"{len(given_labels)} --reference-label for {len(references)} --reference: give 1 or one each")
-    device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    spec = backend_spec_from_options(options, parser, device)
+    device, spec = device_and_backend(options, parser)
     try:
         model = open_checkpoint(options.ckpt, device)
         identity_label = _given_label(options.identity_label, model.class_names)
