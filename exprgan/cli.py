@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from exprgan import __version__
@@ -62,6 +63,10 @@ def lightning_main(args: Sequence[str] | None) -> None:
 
     from exprgan.datamodules import PairDataModule
     from exprgan.joint import JointExprGAN, NonFiniteLossError
+
+    # JointExprGAN's checkpoints are taken after a batch's three updates, with the pair stream's
+    # next position: a consistent state to resume from, which is what this warning asks about
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
     class ExprGANCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (jsonargparse parser)
