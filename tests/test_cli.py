@@ -58,6 +58,25 @@ def test_every_ablation_composes_with_every_data_config(data_config: Path, ablat
         assert printed["model"][key] == value, (ablation.name, key)
 
 
+@pytest.mark.parametrize("ablation", ABLATIONS, ids=lambda p: p.stem)
+def test_every_ablation_trains_one_fast_dev_run_step_on_the_demo_data(ablation: Path, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cli_main(
+        [
+            "fit",
+            "--config",
+            str(EXPERIMENTS / "demo.yaml"),
+            "--config",
+            str(ablation),
+            *TINY,
+            "--trainer.fast_dev_run=1",
+            "--trainer.logger=false",
+            "--trainer.callbacks=null",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
+
+
 @pytest.mark.parametrize("sweep", SWEEPS, ids=lambda p: p.stem)
 def test_every_sweep_names_the_cli_arguments(sweep: Path, capsys) -> None:
     """W&B passes ``--name=value`` for every swept parameter: each must parse and land."""
