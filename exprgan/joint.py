@@ -18,6 +18,13 @@ from pytorch_lightning.strategies import DDPStrategy
 from torchmetrics.classification import MulticlassAccuracy
 
 from exprgan.evaluation.metrics import ExpressionMetrics, figure_to_tensor, plot_confusion_matrix, write_results
+from exprgan.fast import (
+    BackboneFeatures,
+    backbone_features,
+    classifier_head,
+    has_batch_statistics,
+    perceptual_loss_split,
+)
 from exprgan.loggers import log_image
 from exprgan.losses import (
     LAYER_WEIGHTS,
@@ -36,6 +43,7 @@ from exprgan.models.backbones import BackboneName
 from exprgan.visualize import pair_grid
 
 Terms = dict[str, torch.Tensor]
+ClassifierPart = tuple[str, torch.Tensor, torch.Tensor, torch.Tensor | None]  # (real|generated, images, labels, R)
 
 
 def _numpy_state() -> dict[str, Any]:
@@ -103,6 +111,16 @@ class JointExprGAN(pl.LightningModule):
         class_names: expression names, for logs.
         results_dir: where ``test`` writes its results (JSON, CSV, confusion matrix PNG);
             default: ``results/`` in the logger's folder (or the trainer's root).
+        reuse_features: the fast path's exact shortcuts (:mod:`exprgan.fast`; off: the plain
+            path): the perceptual loss does no backward pass through the real faces, and,
+            for a classifier backbone without batch statistics (VGG19), the backbone's
+            forward pass on the step's faces is shared by the G and C phases (C is not
+            updated in between). Same losses up to floating-point rounding (a test checks).
+        channels_last: keep the networks' weights in channels-last memory order, so that
+            convolutions run and return channels-last (faster with cuDNN tensor cores, slower
+            on CPU with oneDNN; same numbers up to rounding).
+        compile: ``torch.compile`` G, D, C and the perceptual network (in place, so
+            checkpoints keep their keys); the first steps pay the compilation.
     """
 
     def __init__(
@@ -136,6 +154,9 @@ class JointExprGAN(pl.LightningModule):
         image_log_every_n_steps: int = 500,
         class_names: Sequence[str] | None = None,
         results_dir: str | None = None,
+        reuse_features: bool = False,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(loss_weights, dict):  # as stored in a checkpoint's hyperparameters
@@ -176,6 +197,7 @@ class JointExprGAN(pl.LightningModule):
         self.test_metrics = ExpressionMetrics(self.class_names)  # rebuilt with the data's poses at test start
         self._rng_states_to_restore: dict[str, Any] | None = None
         self._pair_step = 0  # the training batch being processed (the pair stream's step)
+        self._compiled = False
 
     # --- inference ----------------------------------------------------------------------
     def classify(self, images: torch.Tensor) -> torch.Tensor:
@@ -248,8 +270,14 @@ class JointExprGAN(pl.LightningModule):
         terms["d/total"] = total
         return total, terms
 
-    def generator_loss(self, batch: dict[str, torch.Tensor], out: GeneratorOutput) -> tuple[torch.Tensor, Terms]:
-        """Eq. 12 for G: adversarial, interpolation, reconstruction, perceptual, pixel-sum, TV, L_C."""
+    def generator_loss(
+        self, batch: dict[str, torch.Tensor], out: GeneratorOutput, shared: BackboneFeatures | None = None
+    ) -> tuple[torch.Tensor, Terms]:
+        """Eq. 12 for G: adversarial, interpolation, reconstruction, perceptual, pixel-sum, TV, L_C.
+
+        ``shared``: the step's classifier backbone features (``reuse_features``), used for
+        ``L_C`` instead of running the backbone again.
+        """
         a, b, y_a, y_b = batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"]
         w = self.weights
         fakes, fake_labels = self._fakes(out, y_a, y_b)
@@ -262,7 +290,10 @@ class JointExprGAN(pl.LightningModule):
             total = total + w.interpolation * terms["g/interpolation"]
         terms["g/reconstruction"] = reconstruction_loss(a, out.recon_a, b, out.recon_b)
         if w.perceptual > 0:  # the costliest term: skipped, not multiplied by 0
-            terms["g/perceptual"] = self.perceptual(a, b, out.image_c, out.image_d)
+            if self.hparams.reuse_features:
+                terms["g/perceptual"] = perceptual_loss_split(self.perceptual, a, b, out.image_c, out.image_d)
+            else:
+                terms["g/perceptual"] = self.perceptual(a, b, out.image_c, out.image_d)
             total = total + w.perceptual * terms["g/perceptual"]
         terms["g/pixel_sum"] = pixel_sum_loss(a, b, out.image_c, out.image_d)
         terms["g/tv"] = total_variation(torch.cat([out.image_c, out.image_d]))
@@ -273,17 +304,17 @@ class JointExprGAN(pl.LightningModule):
             + w.total_variation * terms["g/tv"]
         )
         if self.hparams.joint and w.classification > 0:
-            images, labels, representation = self._classifier_inputs(batch, out, detach=False)
-            if images is not None:
-                terms["g/classification"] = classification_loss(self.classifier(images, representation), labels)
+            logits, labels = self._classifier_logits(batch, out, detach=False, shared=shared)
+            if logits is not None:
+                terms["g/classification"] = classification_loss(logits, labels)
                 total = total + w.classification * terms["g/classification"]
         terms["g/total"] = total
         return total, terms
 
-    def _classifier_inputs(
+    def _classifier_parts(
         self, batch: dict[str, torch.Tensor], out: GeneratorOutput, detach: bool
-    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
-        """Images, labels and representations C trains on: real I_a, I_b (+ generated I_c, I_d).
+    ) -> tuple[list[ClassifierPart], torch.Tensor]:
+        """What C trains on: real I_a, I_b (+ generated I_c, I_d), and the real labels.
 
         With ``detach`` (the C phase) nothing reaches G. Without it (the G phase) only the
         inputs through which L_C can reach G are returned: real faces only through their
@@ -292,9 +323,10 @@ class JointExprGAN(pl.LightningModule):
         a, b, y_a, y_b = batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"]
         uses_representation = self.classifier.uses_representation
         real, real_labels = torch.cat([a, b]), torch.cat([y_a, y_b])
-        parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        parts: list[ClassifierPart] = []
         if detach or uses_representation:
-            parts.append((real, real_labels, torch.cat([out.code_a, out.code_b]) if uses_representation else None))
+            code = torch.cat([out.code_a, out.code_b]) if uses_representation else None
+            parts.append(("real", real, real_labels, code))
         # G learns from L_C on its images at once; C trains on them from synthesized_after_steps on
         if self.hparams.synthesized_images and (not detach or self._pair_step >= self.hparams.synthesized_after_steps):
             generated = torch.cat([out.image_c, out.image_d])
@@ -306,23 +338,50 @@ class JointExprGAN(pl.LightningModule):
                         representation = self.generator.encode(generated)
             elif uses_representation:
                 representation = self.generator.encode(generated)
-            parts.append((generated, torch.cat([y_b, y_a]), representation))
+            parts.append(("generated", generated, torch.cat([y_b, y_a]), representation))
+        return parts, real_labels
+
+    def _classifier_inputs(
+        self, batch: dict[str, torch.Tensor], out: GeneratorOutput, detach: bool
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """Images, labels and representations C trains on (see :meth:`_classifier_parts`)."""
+        parts, real_labels = self._classifier_parts(batch, out, detach)
         if not parts:
             return None, real_labels, None
-        images = torch.cat([p[0] for p in parts])
-        labels = torch.cat([p[1] for p in parts])
-        representation = torch.cat([p[2] for p in parts]) if uses_representation else None
+        images = torch.cat([p[1] for p in parts])
+        labels = torch.cat([p[2] for p in parts])
+        representation = torch.cat([p[3] for p in parts]) if self.classifier.uses_representation else None
         if detach and representation is not None:
             representation = representation.detach()
         return images, labels, representation
 
+    def _classifier_logits(
+        self, batch: dict[str, torch.Tensor], out: GeneratorOutput, detach: bool, shared: BackboneFeatures | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """C's logits on its inputs (None when there are none) and their labels.
+
+        With ``shared`` the backbone is not run: its features of the step are taken from
+        ``shared`` in the same order, and only the fusion and head run.
+        """
+        if shared is None:
+            images, labels, representation = self._classifier_inputs(batch, out, detach)
+            return (self.classifier(images, representation) if images is not None else None), labels
+        parts, real_labels = self._classifier_parts(batch, out, detach)
+        if not parts:
+            return None, real_labels
+        features = torch.cat([shared.real if p[0] == "real" else shared.generated for p in parts])
+        labels = torch.cat([p[2] for p in parts])
+        representation = torch.cat([p[3] for p in parts]) if self.classifier.uses_representation else None
+        if detach and representation is not None:
+            representation = representation.detach()
+        return classifier_head(self.classifier, features, representation), labels
+
     def classifier_loss(
-        self, batch: dict[str, torch.Tensor], out: GeneratorOutput
+        self, batch: dict[str, torch.Tensor], out: GeneratorOutput, shared: BackboneFeatures | None = None
     ) -> tuple[torch.Tensor, Terms, torch.Tensor]:
         """Eq. 8 for C on real and (detached) generated faces; returns the logits too."""
-        images, labels, representation = self._classifier_inputs(batch, out, detach=True)
-        assert images is not None
-        logits = self.classifier(images, representation)
+        logits, labels = self._classifier_logits(batch, out, detach=True, shared=shared)
+        assert logits is not None
         loss = classification_loss(logits, labels)
         return loss, {"c/loss": loss}, logits
 
@@ -337,11 +396,40 @@ class JointExprGAN(pl.LightningModule):
                 "Training stopped before this update; the last checkpoint is the last good state."
             )
 
-    def _phase(self, optimizer: Any, loss: torch.Tensor, terms: Terms, step: int) -> None:
+    def _phase(
+        self,
+        optimizer: Any,
+        loss: torch.Tensor,
+        terms: Terms,
+        step: int,
+        parameters: list[torch.nn.Parameter] | None = None,
+        retain_graph: bool = False,
+    ) -> None:
+        """Check, backward, step. On the fast path's shared graph the backward pass reaches
+        only ``parameters`` and, with ``retain_graph``, keeps the graph for a later phase."""
         self._check_finite(terms, step)
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        if parameters is None:
+            self.manual_backward(loss)
+        else:
+            self.manual_backward(loss, inputs=parameters, retain_graph=retain_graph)
         optimizer.step()
+
+    def _shared_features(self, batch: dict[str, torch.Tensor], out: GeneratorOutput) -> BackboneFeatures | None:
+        """The step's classifier backbone features for both the G and C phases, or None.
+
+        Only with ``reuse_features``, when G's loss runs C at all, and for a backbone
+        without batch statistics (BatchNorm would see other batches and update its running
+        statistics once instead of twice).
+        """
+        hp = self.hparams
+        if not (hp.reuse_features and hp.joint and self.weights.classification > 0):
+            return None
+        if has_batch_statistics(self.classifier.backbone):
+            return None
+        real = torch.cat([batch["image_a"], batch["image_b"]])
+        generated = torch.cat([out.image_c, out.image_d]) if hp.synthesized_images else None
+        return backbone_features(self.classifier, real, generated)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         opt_g, opt_d, opt_c = self.optimizers()
@@ -353,12 +441,17 @@ class JointExprGAN(pl.LightningModule):
         with self.toggled_optimizer(opt_d):
             d_loss, d_terms = self.discriminator_loss(batch, out)
             self._phase(opt_d, d_loss, d_terms, step)
+        shared = self._shared_features(batch, out)  # None on the plain path
         with self.toggled_optimizer(opt_g):
-            g_loss, g_terms = self.generator_loss(batch, out)
-            self._phase(opt_g, g_loss, g_terms, step)
+            g_loss, g_terms = self.generator_loss(batch, out, shared)
+            g_parameters = [p for p in self.generator.parameters() if p.requires_grad] if shared else None
+            self._phase(opt_g, g_loss, g_terms, step, g_parameters, retain_graph=True)
+        if shared is not None:  # free G's graph now; only the shared backbone part stays for C
+            g_loss, g_terms = g_loss.detach(), {k: v.detach() for k, v in g_terms.items()}
         with self.toggled_optimizer(opt_c):
-            c_loss, c_terms, logits = self.classifier_loss(batch, out)
-            self._phase(opt_c, c_loss, c_terms, step)
+            c_loss, c_terms, logits = self.classifier_loss(batch, out, shared)
+            c_parameters = [p for p in self.classifier.parameters() if p.requires_grad] if shared else None
+            self._phase(opt_c, c_loss, c_terms, step, c_parameters)
 
         n_real = 2 * len(y_a)
         self.train_accuracy(logits[:n_real].detach(), torch.cat([y_a, y_b]))
@@ -469,6 +562,14 @@ class JointExprGAN(pl.LightningModule):
                 "JointExprGAN updates G, D and C in separate backward passes: under DDP use "
                 "strategy='ddp_find_unused_parameters_true' (the exprgan CLI does this for 'ddp')"
             )
+        if self.hparams.channels_last:
+            # 4-D weights (the parameters stay the same objects); convolutions then give
+            # channels-last outputs whatever the input batch's order
+            self.to(memory_format=torch.channels_last)
+        if self.hparams.compile and not self._compiled:
+            for module in (self.generator, self.discriminator, self.classifier, self.perceptual.network):
+                module.compile()  # in place: state_dict keys unchanged
+            self._compiled = True
 
     # --- checkpoints: RNG states, so a resumed run draws the same dropout masks ----------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -45,6 +45,7 @@ _INT_COLUMNS = ("frame", "label", "fold")
 _DEFAULTS: dict[str, Any] = {"frame": -1, "subject": "", "pose": "", "split": "", "fold": -1, "sequence": ""}
 
 OnBadImage = Literal["error", "skip"]
+CacheFormat = Literal["png", "memmap"]
 
 
 class DataRootError(FileNotFoundError):
@@ -257,6 +258,11 @@ class ImageFolderDataModule(PairDataModule):
         augmentation: training augmentation (``None``: none).
         batch_size, eval_batch_size, num_workers, seed, steps_per_epoch: see
             :class:`~exprgan.datamodules.base.PairDataModule`.
+        cache_format: how the ``cache`` crops are read: ``png`` (decode every crop when
+            used) or ``memmap`` (decode once into ``cache/arrays/``, a uint8 memory-mapped
+            array at ``image_size``; training batches are gathered, augmented with
+            :class:`~exprgan.datamodules.memmap.FastAugmenter` and converted whole, and
+            loader workers persist; see :mod:`exprgan.datamodules.memmap`). Needs ``cache``.
     """
 
     dataset_name: ClassVar[str] = ""
@@ -275,8 +281,13 @@ class ImageFolderDataModule(PairDataModule):
         num_workers: int = 0,
         seed: int = 0,
         steps_per_epoch: int | None = None,
+        cache_format: CacheFormat = "png",
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, seed, steps_per_epoch)
+        if cache_format not in ("png", "memmap"):
+            raise ValueError(f"cache_format must be 'png' or 'memmap', got {cache_format!r}")
+        if cache_format == "memmap" and cache is None:
+            raise ValueError("cache_format 'memmap' reads a preprocessed cache: set cache (or use cache_format 'png')")
         if image_size % 32:
             raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
         if not 0.0 <= val_fraction < 1.0:
@@ -289,6 +300,8 @@ class ImageFolderDataModule(PairDataModule):
         self.val_fraction = val_fraction
         self.on_bad_image = on_bad_image
         self.augmentation = augmentation
+        self.cache_format = cache_format
+        self._crops: Any = None  # the MemmapCrops of cache_format 'memmap'
         self.poses: list[str] = []
         self.subjects: list[str] = []
         self.fold = 0
@@ -339,8 +352,11 @@ class ImageFolderDataModule(PairDataModule):
         return rows.reset_index(drop=True)
 
     def _drop_bad_images(self, rows: pd.DataFrame) -> pd.DataFrame:
-        counts: dict[str, int] = {}
-        problems = [image_problem(f, int(k), counts) for f, k in zip(rows["_file"], rows["_frame"])]
+        if self._crops is not None:  # the memmap build read every crop once and kept what failed
+            problems = [self._crops.problems.get(str(crop)) for crop in rows["crop"]]
+        else:
+            counts: dict[str, int] = {}
+            problems = [image_problem(f, int(k), counts) for f, k in zip(rows["_file"], rows["_frame"])]
         bad = np.array([p is not None for p in problems], dtype=bool)
         if not bad.any():
             return rows
@@ -393,6 +409,20 @@ class ImageFolderDataModule(PairDataModule):
     def _images(self, frame: pd.DataFrame, train: bool) -> FaceImages:
         subjects = {s: k for k, s in enumerate(self.subjects)}
         poses = {p: k for k, p in enumerate(self.poses)}
+        if self._crops is not None:
+            from exprgan.datamodules.memmap import FastAugmenter, MemmapFaceImages
+
+            return MemmapFaceImages(
+                self._crops,
+                self._crops.rows(frame["crop"].tolist()),
+                frame["_file"].tolist(),
+                frame["_frame"].tolist(),
+                frame["label"].tolist(),
+                [subjects.get(s, -1) for s in frame["subject"]],
+                [poses.get(p, -1) for p in frame["pose"]],
+                self.image_size,
+                FastAugmenter(self.augmentation) if train and self.augmentation is not None else None,
+            )
         transform = Augmenter(self.augmentation) if train and self.augmentation is not None else None
         return FaceImages(
             frame["_file"].tolist(),
@@ -404,9 +434,20 @@ class ImageFolderDataModule(PairDataModule):
             transform,
         )
 
+    def prepare_data(self) -> None:
+        if self.cache_format == "memmap":
+            from exprgan.datamodules.memmap import build_memmap
+
+            build_memmap(self.cache, self.image_size)  # once per node, before setup; a no-op when current
+
     def setup(self, stage: str | None = None) -> None:
         if self._splits:
             return
+        if self.cache_format == "memmap":
+            from exprgan.datamodules.memmap import MemmapCrops, build_memmap
+
+            build_memmap(self.cache, self.image_size)  # used without a Trainer: prepare_data was not called
+            self._crops = MemmapCrops(self.cache, self.image_size)
         rows = self._drop_bad_images(self._rows())
         self.subjects = sorted(s for s in rows["subject"].unique() if s)
         self._frames = self._split_rows(rows)
@@ -430,6 +471,56 @@ class ImageFolderDataModule(PairDataModule):
 
     def load_train_image(self, index: int) -> torch.Tensor:
         return to_tensor(self.split("train").image(index))
+
+    def load_train_images(self, indices: np.ndarray, out: np.ndarray) -> None:
+        """Write training images ``indices``, augmented, into ``out``: ``uint8 [B, S, S, 3]`` (memmap only)."""
+        self.split("train").images(indices, out=out)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # memmap training batches travel as uint8: they become float [-1, 1] here, on the device,
+        # and their worker's buffer is handed back for the next batch
+        if self.cache_format == "memmap" and isinstance(batch, dict) and "buffer" in batch:
+            from exprgan.datamodules.memmap import to_float_batch
+
+            converted = to_float_batch(batch)
+            if self._pairs is not None:
+                self._pairs.release(batch["buffer"])
+            return converted
+        return batch
+
+    def train_dataloader(self) -> DataLoader:
+        if self.cache_format != "memmap":
+            return super().train_dataloader()
+        from exprgan.datamodules.memmap import SharedStartPairs
+
+        rank, world_size = self._world()
+        labels = self.train_labels()
+        steps = self.steps_per_epoch or max(1, len(labels) // (2 * self.batch_size * world_size))
+        workers = self.num_workers
+        prefetch = 4
+        self._pairs = SharedStartPairs(
+            labels,
+            self.load_train_images,
+            self.image_size,
+            self.num_expressions,
+            self.batch_size,
+            steps,
+            seed=self.seed,
+            start_step=self.next_step,
+            rank=rank,
+            world_size=world_size,
+            class_names=self.class_names,
+            workers=workers,
+            slots=prefetch + 3,  # in the loader's queue, Lightning's one-batch look-ahead, the one in use
+        )
+        return DataLoader(
+            self._pairs,
+            batch_size=None,
+            num_workers=workers,
+            pin_memory=self._pin(),
+            persistent_workers=workers > 0,
+            prefetch_factor=prefetch if workers > 0 else None,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self.eval_dataloader(self.split("val"))

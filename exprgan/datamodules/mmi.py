@@ -16,6 +16,7 @@ import pandas as pd
 from exprgan.datamodules.augment import DEFAULT_AUGMENTATION, Augmentation
 from exprgan.datamodules.folds import assign_folds, check_fold
 from exprgan.datamodules.images import (
+    CacheFormat,
     ImageFolderDataModule,
     LabelFileError,
     OnBadImage,
@@ -262,7 +263,7 @@ class MMIDataModule(ImageFolderDataModule):
         views: session.xml track views to keep (0: frontal).
         peak_frames: frames taken around the middle of each sequence.
         image_size, val_fraction, on_bad_image, augmentation, batch_size, eval_batch_size,
-            num_workers, seed, steps_per_epoch: see
+            num_workers, seed, steps_per_epoch, cache_format: see
             :class:`~exprgan.datamodules.images.ImageFolderDataModule`.
     """
 
@@ -288,6 +289,7 @@ class MMIDataModule(ImageFolderDataModule):
         num_workers: int = 0,
         seed: int = 0,
         steps_per_epoch: int | None = None,
+        cache_format: CacheFormat = "png",
     ) -> None:
         super().__init__(
             root,
@@ -301,6 +303,7 @@ class MMIDataModule(ImageFolderDataModule):
             num_workers,
             seed,
             steps_per_epoch,
+            cache_format,
         )
         if num_classes not in (6, 7):
             raise ValueError(f"num_classes must be 6 or 7, got {num_classes}")

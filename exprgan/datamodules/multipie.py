@@ -13,7 +13,7 @@ import pandas as pd
 
 from exprgan.datamodules.augment import DEFAULT_AUGMENTATION, Augmentation
 from exprgan.datamodules.folds import assign_folds, check_fold
-from exprgan.datamodules.images import ImageFolderDataModule, OnBadImage, listing_frame, missing_root
+from exprgan.datamodules.images import CacheFormat, ImageFolderDataModule, OnBadImage, listing_frame, missing_root
 
 MULTIPIE_CLASSES: tuple[str, ...] = ("neutral", "smile", "surprise", "squint", "disgust", "scream")
 
@@ -212,7 +212,7 @@ class MultiPIEDataModule(ImageFolderDataModule):
         subjects: subjects to use (``None``: all).
         pose_sign: 1: 13_0 is -30 degrees and 04_1 +30; -1 flips the sign.
         image_size, val_fraction, on_bad_image, augmentation, batch_size, eval_batch_size,
-            num_workers, seed, steps_per_epoch: see
+            num_workers, seed, steps_per_epoch, cache_format: see
             :class:`~exprgan.datamodules.images.ImageFolderDataModule`.
     """
 
@@ -241,6 +241,7 @@ class MultiPIEDataModule(ImageFolderDataModule):
         num_workers: int = 0,
         seed: int = 0,
         steps_per_epoch: int | None = None,
+        cache_format: CacheFormat = "png",
     ) -> None:
         super().__init__(
             root,
@@ -254,6 +255,7 @@ class MultiPIEDataModule(ImageFolderDataModule):
             num_workers,
             seed,
             steps_per_epoch,
+            cache_format,
         )
         check_fold(fold, num_folds)
         _check_cameras(cameras)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from exprgan.datamodules.augment import DEFAULT_AUGMENTATION, Augmentation
 from exprgan.datamodules.images import (
+    CacheFormat,
     ImageFolderDataModule,
     LabelFileError,
     OnBadImage,
@@ -138,7 +139,7 @@ class RAFDBDataModule(ImageFolderDataModule):
         cache: a preprocessed folder (``index.csv`` and crops); overrides ``images``.
         images: ``aligned`` or ``original`` (raw tree only).
         image_size, val_fraction, on_bad_image, augmentation, batch_size, eval_batch_size,
-            num_workers, seed, steps_per_epoch: see
+            num_workers, seed, steps_per_epoch, cache_format: see
             :class:`~exprgan.datamodules.images.ImageFolderDataModule`.
     """
 
@@ -160,6 +161,7 @@ class RAFDBDataModule(ImageFolderDataModule):
         num_workers: int = 0,
         seed: int = 0,
         steps_per_epoch: int | None = None,
+        cache_format: CacheFormat = "png",
     ) -> None:
         super().__init__(
             root,
@@ -173,6 +175,7 @@ class RAFDBDataModule(ImageFolderDataModule):
             num_workers,
             seed,
             steps_per_epoch,
+            cache_format,
         )
         if images not in ("aligned", "original"):
             raise ValueError(f"images must be 'aligned' or 'original', got {images!r}")
