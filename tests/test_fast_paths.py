@@ -15,6 +15,7 @@ from pytorch_lightning.callbacks import Callback
 from torch.utils.data import DataLoader, IterableDataset
 
 from exprgan.fast import has_batch_statistics
+from exprgan.models import L2Norm
 from tests.conftest import tiny_model, tiny_trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,6 +99,18 @@ def test_reuse_features_gives_the_plain_losses_and_updates(options: dict) -> Non
     assert plain_losses and len(plain_losses) == len(fast_losses)
     for plain, fast in zip(plain_losses, fast_losses):
         assert plain.keys() == fast.keys()
+        for name in plain:
+            assert fast[name] == pytest.approx(plain[name], rel=1e-5, abs=1e-6), name
+    for name, value in plain_state.items():
+        torch.testing.assert_close(fast_state[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_fused_norm_gives_the_plain_losses_and_updates() -> None:
+    plain_losses, plain_state, _ = _train(**PAPER_LIKE)
+    fast_losses, fast_state, model = _train(reuse_features=True, fused_norm=True, **PAPER_LIKE)
+    norms = [m for m in model.modules() if isinstance(m, L2Norm)]
+    assert norms and all(m.fused for m in norms)
+    for plain, fast in zip(plain_losses, fast_losses):
         for name in plain:
             assert fast[name] == pytest.approx(plain[name], rel=1e-5, abs=1e-6), name
     for name, value in plain_state.items():

@@ -35,6 +35,30 @@ def test_l2norm_normalises_each_pixel_with_scalar_gain_and_bias() -> None:
     assert torch.allclose(layer(x[:1]), layer(x)[:1])  # no batch statistics
 
 
+def test_fused_l2norm_has_the_composite_values_and_gradients() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 4, 4, dtype=torch.float64)
+    x[1, :, 2, 3] = 0.0  # an all-zero pixel: the norm is clamped to eps
+    outputs, gradients = [], []
+    for fused in (False, True):
+        layer = L2Norm(fused=fused).double()
+        with torch.no_grad():
+            layer.gain.fill_(1.7)
+            layer.bias.fill_(-0.3)
+        x_ = x.clone().requires_grad_()
+        y = layer(x_)
+        y.backward(torch.linspace(-1, 1, y.numel(), dtype=torch.float64).reshape(y.shape))
+        outputs.append(y.detach())
+        gradients.append((x_.grad, layer.gain.grad, layer.bias.grad))
+    torch.testing.assert_close(outputs[1], outputs[0])
+    for fused_grad, plain_grad in zip(gradients[1], gradients[0]):
+        torch.testing.assert_close(fused_grad, plain_grad)
+    # and against finite differences, away from the clamped pixel
+    layer = L2Norm(fused=True).double()
+    x_ = torch.randn(2, 5, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(layer, (x_,))
+
+
 @pytest.mark.parametrize("size", [32, 64, 256])
 def test_generator_and_discriminator_shapes(size: int) -> None:
     generator, discriminator = Generator(N), MultiScaleDiscriminator(N, size)

@@ -14,8 +14,15 @@ from exprgan.datamodules.pairs import UnpairedPairs
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """``uint8 [H, W, 3]`` -> ``float [3, H, W]`` in ``[-1, 1]``."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    """``uint8 [H, W, 3]`` -> ``float [3, H, W]`` in ``[-1, 1]``.
+
+    Read-only arrays (a memory-mapped cache, decoded buffers) are read, never written: the
+    float conversion makes the new tensor.
+    """
+    array = np.ascontiguousarray(image)
+    if not array.flags.writeable:  # torch.from_numpy warns on read-only memory
+        array = array.copy()
+    return torch.from_numpy(array).permute(2, 0, 1).float().div(127.5).sub(1.0)
 
 
 class PairDataModule(pl.LightningDataModule):
