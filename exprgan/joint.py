@@ -35,6 +35,7 @@ from exprgan.losses import (
     interpolation_loss,
     multiscale_adversarial_loss,
     pixel_sum_loss,
+    r1_penalty,
     reconstruction_loss,
     total_variation,
 )
@@ -102,6 +103,9 @@ class JointExprGAN(pl.LightningModule):
             when the classifier waits for the generator. The generator's own ``L_C`` on
             the faces it generates applies from the start.
         joint: L_C trains G as well (off: TwoStage, no classifier gradient reaches G).
+        r1_gamma: weight ``gamma`` of the R1 gradient penalty on D at real faces
+            (``gamma / 2 * E||grad D||^2``; 0, the paper: none). Not in the paper; a common
+            stabiliser that smooths what D tells G.
         gan_lr, gan_betas, gan_weight_decay: Adam of G and of D.
         classifier_lr, classifier_momentum, classifier_weight_decay: SGD of C.
         lr_decay: factor applied to every learning rate after each epoch (1: constant;
@@ -147,6 +151,7 @@ class JointExprGAN(pl.LightningModule):
         synthesized_images: bool = True,
         synthesized_after_steps: int = 0,
         joint: bool = True,
+        r1_gamma: float = 0.0,
         gan_lr: float = 2e-4,
         gan_betas: tuple[float, float] = (0.5, 0.999),
         gan_weight_decay: float = 0.0,
@@ -261,6 +266,9 @@ class JointExprGAN(pl.LightningModule):
         a, b, y_a, y_b = batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"]
         fakes, fake_labels = self._fakes(out, y_a, y_b)
         real = torch.cat([a, b])
+        r1 = self.hparams.r1_gamma
+        if r1 > 0:
+            real = real.detach().requires_grad_(True)
         logits = self.discriminator(torch.cat([real, fakes.detach()]), torch.cat([y_a, y_b, fake_labels]))
         n_real, n_swap = len(real), len(a) * 2
         terms = {
@@ -274,6 +282,9 @@ class JointExprGAN(pl.LightningModule):
                 [s[n_real + n_swap :] for s in logits], for_discriminator=True
             )
             total = total + self.weights.interpolation * terms["d/interpolation"]
+        if r1 > 0:
+            terms["d/r1"] = r1_penalty([s[:n_real] for s in logits], real)
+            total = total + 0.5 * r1 * terms["d/r1"]
         terms["d/total"] = total
         return total, terms
 

@@ -123,6 +123,20 @@ def test_interpolation_loss_off_drops_the_interpolated_images(interpolation: boo
     assert ("g/interpolation" in trainer.callback_metrics) == interpolation
 
 
+def test_r1_penalty_is_logged_and_changes_the_discriminators_update() -> None:
+    states = {}
+    for gamma in (0.0, 10.0):
+        torch.manual_seed(0)
+        model = tiny_model(r1_gamma=gamma)
+        trainer = tiny_trainer(max_steps=3)
+        trainer.fit(model, tiny_data())
+        assert ("d/r1" in trainer.callback_metrics) == (gamma > 0)
+        states[gamma] = {k: v.clone() for k, v in model.state_dict().items()}
+    assert float(trainer.callback_metrics["d/r1"]) > 0
+    d_keys = [k for k in states[0.0] if k.startswith("discriminator.")]
+    assert any(not torch.allclose(states[0.0][k], states[10.0][k]) for k in d_keys)
+
+
 class Poison(Callback):
     """Makes the generator's output NaN from a given batch on."""
 

@@ -136,3 +136,24 @@ def test_loss_weights_defaults_are_the_papers() -> None:
     assert (weights.reconstruction, weights.perceptual, weights.pixel_sum, weights.total_variation) == (10, 15, 5, 5)
     with pytest.raises(ValueError, match="pixel_sum"):
         LossWeights(pixel_sum=-1)
+
+
+def test_r1_penalty_of_a_linear_discriminator_is_its_weight_norm() -> None:
+    from exprgan.losses import r1_penalty
+
+    torch.manual_seed(0)
+    weight_1 = torch.randn(3 * 4 * 4, requires_grad=True)
+    weight_2 = torch.randn(3 * 2 * 2, requires_grad=True)
+    images = torch.randn(5, 3, 4, 4, requires_grad=True)
+    logits_1 = images.flatten(1) @ weight_1  # D1: linear in the image
+    logits_2 = torch.nn.functional.avg_pool2d(images, 2).flatten(1) @ weight_2  # D2 on the half-size image
+    # d/dx (D1 + 0.5 D2) = w1 + 0.5 * upsample(w2) / 4, the same for every image
+    upsampled = weight_2.detach().reshape(3, 2, 2).repeat_interleave(2, 1).repeat_interleave(2, 2).flatten()
+    expected_grad = weight_1.detach() + 0.5 * upsampled / 4
+    penalty = r1_penalty([logits_1, logits_2], images)
+    assert penalty.item() == pytest.approx(expected_grad.pow(2).sum().item(), rel=1e-5)
+    penalty.backward()  # the graph is kept: the penalty trains D
+    assert weight_1.grad is not None
+    torch.testing.assert_close(weight_1.grad, 2 * expected_grad)
+    with pytest.raises(ValueError, match="requires_grad"):
+        r1_penalty([logits_1.detach()], images.detach())

@@ -8,6 +8,7 @@ from exprgan.losses.adversarial import (
     multiscale_adversarial_loss,
 )
 from exprgan.losses.classification import classification_loss
+from exprgan.losses.gradient_penalty import r1_penalty
 from exprgan.losses.perceptual import LAYER_WEIGHTS, PerceptualLoss, VGGFeatures, perceptual_loss
 from exprgan.losses.reconstruction import pixel_sum_loss, reconstruction_loss
 from exprgan.losses.total_variation import total_variation
@@ -26,6 +27,7 @@ __all__ = [
     "multiscale_adversarial_loss",
     "perceptual_loss",
     "pixel_sum_loss",
+    "r1_penalty",
     "reconstruction_loss",
     "total_variation",
 ]
