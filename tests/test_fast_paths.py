@@ -83,6 +83,18 @@ def _train(batches: int = 2, **options) -> tuple[list[dict[str, float]], dict[st
 PAPER_LIKE = dict(backbone="vgg19", perceptual_layer_weights=(0.5, 1.0))
 
 
+def _assert_same_training(plain: tuple, fast: tuple) -> None:
+    """Every logged loss term (rel 1e-5) and every parameter (rtol 1e-4) of two ``_train`` runs agree."""
+    (plain_losses, plain_state, _), (fast_losses, fast_state, _) = plain, fast
+    assert plain_losses and len(plain_losses) == len(fast_losses)
+    for plain_terms, fast_terms in zip(plain_losses, fast_losses):
+        assert plain_terms.keys() == fast_terms.keys()
+        for name in plain_terms:
+            assert fast_terms[name] == pytest.approx(plain_terms[name], rel=1e-5, abs=1e-6), name
+    for name, value in plain_state.items():
+        torch.testing.assert_close(fast_state[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -94,27 +106,14 @@ PAPER_LIKE = dict(backbone="vgg19", perceptual_layer_weights=(0.5, 1.0))
     ],
 )
 def test_reuse_features_gives_the_plain_losses_and_updates(options: dict) -> None:
-    plain_losses, plain_state, _ = _train(**options)
-    fast_losses, fast_state, _ = _train(reuse_features=True, **options)
-    assert plain_losses and len(plain_losses) == len(fast_losses)
-    for plain, fast in zip(plain_losses, fast_losses):
-        assert plain.keys() == fast.keys()
-        for name in plain:
-            assert fast[name] == pytest.approx(plain[name], rel=1e-5, abs=1e-6), name
-    for name, value in plain_state.items():
-        torch.testing.assert_close(fast_state[name], value, rtol=1e-4, atol=1e-5, msg=name)
+    _assert_same_training(_train(**options), _train(reuse_features=True, **options))
 
 
 def test_fused_norm_gives_the_plain_losses_and_updates() -> None:
-    plain_losses, plain_state, _ = _train(**PAPER_LIKE)
-    fast_losses, fast_state, model = _train(reuse_features=True, fused_norm=True, **PAPER_LIKE)
-    norms = [m for m in model.modules() if isinstance(m, L2Norm)]
+    fast = _train(reuse_features=True, fused_norm=True, **PAPER_LIKE)
+    norms = [m for m in fast[2].modules() if isinstance(m, L2Norm)]
     assert norms and all(m.fused for m in norms)
-    for plain, fast in zip(plain_losses, fast_losses):
-        for name in plain:
-            assert fast[name] == pytest.approx(plain[name], rel=1e-5, abs=1e-6), name
-    for name, value in plain_state.items():
-        torch.testing.assert_close(fast_state[name], value, rtol=1e-4, atol=1e-5, msg=name)
+    _assert_same_training(_train(**PAPER_LIKE), fast)
 
 
 def test_channels_last_gives_the_plain_losses() -> None:

@@ -16,13 +16,10 @@ from exprgan.datamodules.pairs import UnpairedPairs
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """``uint8 [H, W, 3]`` -> ``float [3, H, W]`` in ``[-1, 1]``.
 
-    Read-only arrays (a memory-mapped cache, decoded buffers) are read, never written: the
-    float conversion makes the new tensor.
+    The float copy is made by NumPy, so read-only inputs (a memory-mapped cache, decoded
+    buffers) are fine and nothing else is copied.
     """
-    array = np.ascontiguousarray(image)
-    if not array.flags.writeable:  # torch.from_numpy warns on read-only memory
-        array = array.copy()
-    return torch.from_numpy(array).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    return torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1).div_(127.5).sub_(1.0)  # astype copies
 
 
 class PairDataModule(pl.LightningDataModule):

@@ -14,7 +14,7 @@ class _FusedL2Norm(torch.autograd.Function):
 
     The composite version (``F.normalize``, then ``mul`` and ``add``) makes autograd walk
     ~10 element-wise passes over the activation; this one makes 3 forward and 4 backward.
-    Same values up to floating-point rounding (``tests/test_l2norm.py``).
+    Same values up to floating-point rounding (``tests/test_models.py``).
     """
 
     @staticmethod
@@ -27,14 +27,19 @@ class _FusedL2Norm(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, inv, unclamped, gain = ctx.saved_tensors
-        # d/dx of x * inv(x) where inv = 1/||x||: inv * (g - x_hat * <g, x_hat>); a constant inv where clamped
-        dot = (grad * x).sum(dim=1, keepdim=True) * inv  # <g, x_hat>: [N, 1, H, W]
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            scale = inv * gain
-            grad_x = torch.addcmul(grad * scale, x, scale * inv * dot * unclamped, value=-1.0)
-        grad_gain = dot.sum().reshape(gain.shape) if ctx.needs_input_grad[1] else None
-        grad_bias = grad.sum().reshape(gain.shape) if ctx.needs_input_grad[2] else None
+        needs_x, needs_gain, needs_bias = ctx.needs_input_grad[:3]
+        grad_x = grad_gain = grad_bias = None
+        if needs_x or needs_gain:
+            # <g, x_hat> per pixel: [N, 1, H, W]; it is also the gain's gradient before summing
+            dot = (grad * x).sum(dim=1, keepdim=True) * inv
+            if needs_x:
+                # d/dx of x / ||x||: inv * (g - x_hat * <g, x_hat>); inv is a constant where clamped
+                scale = inv * gain
+                grad_x = torch.addcmul(grad * scale, x, scale * inv * dot * unclamped, value=-1.0)
+            if needs_gain:
+                grad_gain = dot.sum().reshape(gain.shape)
+        if needs_bias:
+            grad_bias = grad.sum().reshape(gain.shape)
         return grad_x, grad_gain, grad_bias, None
 
 
