@@ -41,6 +41,7 @@ from exprgan.losses import (
 )
 from exprgan.models import ExpressionClassifier, Generator, GeneratorOutput, L2Norm, MultiScaleDiscriminator
 from exprgan.models.backbones import BackboneName
+from exprgan.models.discriminator import Conditioning
 from exprgan.visualize import pair_grid
 
 Terms = dict[str, torch.Tensor]
@@ -106,6 +107,9 @@ class JointExprGAN(pl.LightningModule):
         r1_gamma: weight ``gamma`` of the R1 gradient penalty on D at real faces
             (``gamma / 2 * E||grad D||^2``; 0, the paper: none). Not in the paper; a common
             stabiliser that smooths what D tells G.
+        discriminator_conditioning: how D1/D2 read the label: ``"concat"`` (the paper: one-hot
+            input channels) or ``"projection"`` (not in the paper; see
+            :class:`~exprgan.models.ConditionalDiscriminator`).
         gan_lr, gan_betas, gan_weight_decay: Adam of G and of D.
         classifier_lr, classifier_momentum, classifier_weight_decay: SGD of C.
         lr_decay: factor applied to every learning rate after each epoch (1: constant;
@@ -152,6 +156,7 @@ class JointExprGAN(pl.LightningModule):
         synthesized_after_steps: int = 0,
         joint: bool = True,
         r1_gamma: float = 0.0,
+        discriminator_conditioning: Conditioning = "concat",
         gan_lr: float = 2e-4,
         gan_betas: tuple[float, float] = (0.5, 0.999),
         gan_weight_decay: float = 0.0,
@@ -187,7 +192,9 @@ class JointExprGAN(pl.LightningModule):
             width=gan_width,
             identity_init=generator_identity_init,
         )
-        self.discriminator = MultiScaleDiscriminator(num_expressions, image_size, width=gan_width)
+        self.discriminator = MultiScaleDiscriminator(
+            num_expressions, image_size, width=gan_width, conditioning=discriminator_conditioning
+        )
         self.classifier = ExpressionClassifier(
             num_expressions,
             backbone=backbone,

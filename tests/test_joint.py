@@ -137,6 +137,17 @@ def test_r1_penalty_is_logged_and_changes_the_discriminators_update() -> None:
     assert any(not torch.allclose(states[0.0][k], states[10.0][k]) for k in d_keys)
 
 
+def test_projection_conditioning_reaches_both_discriminators_and_trains() -> None:
+    torch.manual_seed(0)
+    model = tiny_model(discriminator_conditioning="projection")
+    for d in (model.discriminator.d1, model.discriminator.d2):
+        assert d.conditioning == "projection" and d.blocks[0][0].in_channels == 3
+    before = model.discriminator.d1.embedding.weight.clone()
+    trainer = tiny_trainer(max_steps=3)
+    trainer.fit(model, tiny_data())
+    assert not torch.allclose(before, model.discriminator.d1.embedding.weight)  # D's update reaches it
+
+
 class Poison(Callback):
     """Makes the generator's output NaN from a given batch on."""
 

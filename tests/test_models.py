@@ -189,6 +189,24 @@ def test_discriminator_is_conditioned_on_the_label() -> None:
     assert not torch.isclose(logits[0], logits[1])
 
 
+def test_projection_discriminator_adds_the_label_embedding_times_the_pooled_features() -> None:
+    torch.manual_seed(0)
+    discriminator = ConditionalDiscriminator(N, 32, channels=(8, 8, 8, 16), conditioning="projection")
+    assert discriminator.blocks[0][0].in_channels == 3  # the image alone: no label channels
+    x = images(3, 32)
+    labels = torch.tensor([0, 4, 6])
+    features = discriminator.blocks(x)  # [3, 16, 2, 2]
+    unconditional = discriminator.fc(features.flatten(1)).squeeze(1)
+    expected = unconditional + (discriminator.embedding.weight[labels] * features.sum(dim=(2, 3))).sum(1)
+    assert torch.allclose(discriminator(x, labels), expected, atol=1e-6)
+    # only the label's own embedding row moves the logit
+    with torch.no_grad():
+        discriminator.embedding.weight[1].add_(5.0)
+    assert torch.allclose(discriminator(x, labels), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="conditioning"):
+        ConditionalDiscriminator(N, 32, conditioning="input")  # type: ignore[arg-type]
+
+
 def test_sizes_that_are_not_multiples_of_32_are_refused() -> None:
     with pytest.raises(ValueError, match="multiples of 32"):
         Encoder()(images(1, 48))
