@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from exprgan.datamodules import SyntheticFacesDataModule
 from exprgan.joint import JointExprGAN
+from exprgan.losses import multiscale_adversarial_loss
 from exprgan.tools.checkpoints import load_model
 
 STEPS = (0.5, 1.0, 2.0, 4.0)
@@ -62,8 +63,7 @@ def pixel_directions(model: JointExprGAN, data: SyntheticFacesDataModule) -> dic
     for batch in data.test_dataloader():
         images, target, labels = batch["image"], batch["target"], batch["reference_label"]
         x = images.clone().requires_grad_(True)
-        logits = model.discriminator(x, labels)
-        adversarial = F.softplus(-logits[0]).mean() + 0.5 * F.softplus(-logits[1]).mean()
+        adversarial = multiscale_adversarial_loss(model.discriminator(x, labels), real=True)  # G's loss on x
         (grad_d,) = torch.autograd.grad(adversarial, x)
         (grad_c,) = torch.autograd.grad(F.cross_entropy(model.classify(x), labels), x)
         true_edit = (target - images).flatten(1)

@@ -17,9 +17,11 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from exprgan.datamodules import SyntheticFacesDataModule
 from exprgan.datamodules.base import to_tensor
+from exprgan.losses import LossWeights, reconstruction_loss
 from exprgan.models import Generator
 
 
@@ -58,7 +60,8 @@ def main() -> None:
 
     generator = Generator(n, width=args.width)
     optimizer = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    distance = (lambda x, y: 10 * (x - y).pow(2).mean()) if args.loss == "mse" else (lambda x, y: (x - y).abs().mean())
+    distance = (lambda x, y: 10 * F.mse_loss(x, y)) if args.loss == "mse" else F.l1_loss
+    reconstruction_weight = LossWeights().reconstruction  # lambda1, as in the GAN
     start = time.perf_counter()
     for step in range(1, args.steps + 1):
         expression = (step - 1) % n  # the demo's cycling target expression
@@ -70,7 +73,7 @@ def main() -> None:
         loss = (
             distance(out.image_c, faces[ids_a, other])
             + distance(out.image_d, faces[ids_b, expression])
-            + 10 * ((out.recon_a - a).pow(2).mean() + (out.recon_b - b).pow(2).mean())
+            + reconstruction_weight * reconstruction_loss(a, out.recon_a, b, out.recon_b)
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

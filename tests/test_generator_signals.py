@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import ModuleType
 
+import pytest
 import torch
 
 from tests.conftest import tiny_data, tiny_model
@@ -12,7 +14,9 @@ from tests.conftest import tiny_data, tiny_model
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "generator_signals.py"
 
 
-def _script():
+@pytest.fixture(scope="module")
+def signals() -> ModuleType:
+    """The benchmark script, imported from its path (benchmarks/ is not a package)."""
     spec = importlib.util.spec_from_file_location("generator_signals", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -20,8 +24,7 @@ def _script():
     return module
 
 
-def test_term_gradients_of_an_identity_generator() -> None:
-    signals = _script()
+def test_term_gradients_of_an_identity_generator(signals: ModuleType) -> None:
     torch.manual_seed(0)
     model = tiny_model()
     data = tiny_data()
@@ -39,8 +42,7 @@ def test_term_gradients_of_an_identity_generator() -> None:
     assert signals.term_gradients(model, batch)["g/pixel_sum"][0] > 0
 
 
-def test_pixel_directions_report_the_no_change_baseline() -> None:
-    signals = _script()
+def test_pixel_directions_report_the_no_change_baseline(signals: ModuleType) -> None:
     torch.manual_seed(0)
     model = tiny_model()
     data = tiny_data()
