@@ -107,6 +107,9 @@ class JointExprGAN(pl.LightningModule):
         r1_gamma: weight ``gamma`` of the R1 gradient penalty on D at real faces
             (``gamma / 2 * E||grad D||^2``; 0, the paper: none). Not in the paper; a common
             stabiliser that smooths what D tells G.
+        r1_every: compute R1 only every this many training batches, weighted by this
+            number ("lazy regularisation", Karras et al., StyleGAN2): about the same
+            penalty on average for a fraction of its cost (1: every batch).
         discriminator_conditioning: how D1/D2 read the label: ``"concat"`` (the paper: one-hot
             input channels) or ``"projection"`` (not in the paper; see
             :class:`~exprgan.models.ConditionalDiscriminator`).
@@ -156,6 +159,7 @@ class JointExprGAN(pl.LightningModule):
         synthesized_after_steps: int = 0,
         joint: bool = True,
         r1_gamma: float = 0.0,
+        r1_every: int = 1,
         discriminator_conditioning: Conditioning = "concat",
         gan_lr: float = 2e-4,
         gan_betas: tuple[float, float] = (0.5, 0.999),
@@ -173,6 +177,8 @@ class JointExprGAN(pl.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
+        if r1_every < 1:
+            raise ValueError(f"r1_every must be a positive number of training batches, got {r1_every}")
         if isinstance(loss_weights, dict):  # as stored in a checkpoint's hyperparameters
             loss_weights = LossWeights(**loss_weights)
         self.weights = loss_weights or LossWeights()
@@ -273,7 +279,8 @@ class JointExprGAN(pl.LightningModule):
         a, b, y_a, y_b = batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"]
         fakes, fake_labels = self._fakes(out, y_a, y_b)
         real = torch.cat([a, b])
-        r1 = self.hparams.r1_gamma
+        every = self.hparams.r1_every
+        r1 = self.hparams.r1_gamma * every if self._pair_step % every == 0 else 0.0
         if r1 > 0:
             real = real.detach().requires_grad_(True)
         logits = self.discriminator(torch.cat([real, fakes.detach()]), torch.cat([y_a, y_b, fake_labels]))

@@ -137,6 +137,30 @@ def test_r1_penalty_is_logged_and_changes_the_discriminators_update() -> None:
     assert any(not torch.allclose(states[0.0][k], states[10.0][k]) for k in d_keys)
 
 
+def test_lazy_r1_runs_every_k_batches_with_k_times_the_weight() -> None:
+    torch.manual_seed(0)
+    lazy, plain, none = tiny_model(r1_gamma=10.0, r1_every=3), tiny_model(r1_gamma=10.0), tiny_model()
+    plain.load_state_dict(lazy.state_dict())
+    none.load_state_dict(lazy.state_dict())
+    batch = next(iter(tiny_data().train_dataloader()))
+    out = lazy.generator(batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"], interpolate=True)
+    for step in range(4):
+        for model in (lazy, plain, none):
+            model._pair_step = step
+        total, terms = lazy.discriminator_loss(batch, out)
+        plain_total, plain_terms = plain.discriminator_loss(batch, out)
+        penalty = plain_terms["d/r1"].item()
+        assert penalty > 0
+        if step % 3 == 0:  # due: three times plain's weight on the same penalty
+            assert terms["d/r1"].item() == pytest.approx(penalty)
+            assert total.item() == pytest.approx(plain_total.item() + 2 * 0.5 * 10.0 * penalty, rel=1e-5)
+        else:  # skipped: the loss without R1
+            assert "d/r1" not in terms
+            assert total.item() == pytest.approx(none.discriminator_loss(batch, out)[0].item(), rel=1e-6)
+    with pytest.raises(ValueError, match="r1_every"):
+        tiny_model(r1_every=0)
+
+
 def test_projection_conditioning_reaches_both_discriminators_and_trains() -> None:
     torch.manual_seed(0)
     model = tiny_model(discriminator_conditioning="projection")
