@@ -83,7 +83,7 @@ def test_classifier_shapes(size: int) -> None:
     assert classifier.forward_features(x, representation).shape == (1, 512, 7, 7)
 
 
-@pytest.mark.parametrize("backbone", ["vgg19_bn", "resnet50", "resnet18"])
+@pytest.mark.parametrize("backbone", ["vgg19_bn", "resnet50", "resnet18", "mobilenet_v3_small"])
 def test_other_backbones(backbone: str) -> None:
     classifier = ExpressionClassifier(6, backbone=backbone).eval()
     x = images(1, 64)

@@ -23,7 +23,8 @@ class ExpressionClassifier(nn.Module):
     Args:
         num_expressions: ``n``, the number of classes.
         backbone: ``vgg19`` (paper), ``vgg19_bn`` (authors' release), ``resnet50``
-            (TwoStage_res50) or ``resnet18`` (light, for fast CPU runs).
+            (TwoStage_res50), ``resnet18`` or ``mobilenet_v3_small`` (light, for fast CPU
+            runs).
         pretrained: load the backbone's ImageNet weights.
         weights_path: local file with the backbone's torchvision state dict; implies
             ``pretrained`` and never downloads.
