@@ -9,6 +9,7 @@ from types import ModuleType
 import pytest
 import torch
 
+from exprgan.datamodules.base import to_tensor
 from tests.conftest import tiny_data, tiny_model
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "generator_signals.py"
@@ -49,8 +50,8 @@ def test_pixel_directions_report_the_no_change_baseline(signals: ModuleType) -> 
     data.setup("test")
     figures = signals.pixel_directions(model, data)
     test = data.split("test")
-    images = test.images.float().div(127.5).sub(1.0).permute(0, 3, 1, 2)
-    targets = test.targets.float().div(127.5).sub(1.0).permute(0, 3, 1, 2)
+    images = torch.stack([to_tensor(image.numpy()) for image in test.images])
+    targets = torch.stack([to_tensor(target.numpy()) for target in test.targets])
     assert abs(figures["no change"] - float((images - targets).abs().mean())) < 1e-5
     for name in ("D", "C"):
         assert -1.0 <= figures[f"{name} cosine"] <= 1.0
