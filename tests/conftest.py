@@ -20,20 +20,33 @@ def images(batch: int, size: int, channels: int = 3) -> torch.Tensor:
 
 
 def tiny_model(**overrides):
-    """A JointExprGAN small enough for a CPU test: 32 px, narrow GAN, small classifier head."""
-    from exprgan.joint import JointExprGAN
+    """A JointExprGAN small enough for a CPU test: 32 px, narrow GAN, small classifier head.
 
-    options = dict(
-        num_expressions=7,
-        image_size=32,
-        backbone="resnet18",
-        pretrained=False,
-        classifier_hidden_features=32,
-        perceptual_pretrained=False,
-        perceptual_layer_weights=(1.0,),
-        gan_width=8,
-        image_log_every_n_steps=0,
-    )
+    Overrides are flat: a field of :class:`~exprgan.options.Networks` or
+    :class:`~exprgan.options.Optimization` (``backbone="vgg19"``, ``gan_lr=1e-3``) goes into
+    its group; ``loss_weights`` is a mapping of the weights to change.
+    """
+    from dataclasses import fields
+
+    from exprgan.joint import JointExprGAN
+    from exprgan.options import Networks, Optimization
+
+    groups = {
+        "networks": dict(
+            backbone="resnet18",
+            pretrained=False,
+            classifier_hidden_features=32,
+            perceptual_pretrained=False,
+            perceptual_layer_weights=(1.0,),
+            gan_width=8,
+        ),
+        "optimization": {},
+    }
+    for group, cls in (("networks", Networks), ("optimization", Optimization)):
+        groups[group].update(overrides.pop(group, None) or {})
+        names = {f.name for f in fields(cls)}
+        groups[group].update({k: overrides.pop(k) for k in list(overrides) if k in names})
+    options = dict(num_expressions=7, image_size=32, image_log_every_n_steps=0, **groups)
     options.update(overrides)
     return JointExprGAN(**options)
 
@@ -99,7 +112,7 @@ def dlib_backend():
 @pytest.fixture(scope="session")
 def demo_checkpoint(tmp_path_factory: pytest.TempPathFactory):
     """An untrained tiny model (DEMO_SIZE px, the demo's 7 class names), saved as a Lightning checkpoint."""
-    from exprgan.datamodules.synthetic_faces import EXPRESSIONS
+    from exprgan.datamodules.face_renderer import EXPRESSIONS
 
     model = tiny_model(image_size=DEMO_SIZE, classifier_hidden_features=16, class_names=EXPRESSIONS)
     trainer = tiny_trainer(max_steps=0)

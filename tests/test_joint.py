@@ -67,7 +67,7 @@ def test_optimisers_hold_disjoint_parameters_and_never_the_perceptual_network() 
 
 def _generator_after_one_batch(joint: bool, classifier_seed: int) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
-    model = tiny_model(joint=joint)
+    model = tiny_model(loss_weights=dict(classification=1.0 if joint else 0.0))  # 0: TwoStage
     torch.manual_seed(classifier_seed)
     for p in model.classifier.parameters():
         p.data.normal_(0, 0.05)
@@ -77,7 +77,7 @@ def _generator_after_one_batch(joint: bool, classifier_seed: int) -> dict[str, t
 
 
 @pytest.mark.parametrize("joint", [True, False])
-def test_joint_off_means_no_classifier_gradient_reaches_the_generator(joint: bool) -> None:
+def test_twostage_means_no_classifier_gradient_reaches_the_generator(joint: bool) -> None:
     first = _generator_after_one_batch(joint, classifier_seed=10)
     second = _generator_after_one_batch(joint, classifier_seed=20)
     same = all(torch.equal(first[k], second[k]) for k in first)
@@ -88,7 +88,7 @@ def test_joint_off_means_no_classifier_gradient_reaches_the_generator(joint: boo
 def test_synthesized_images_off_means_the_classifier_sees_only_real_faces(synthesized: bool) -> None:
     model = tiny_model(synthesized_images=synthesized)
     seen: list[torch.Tensor] = []
-    model.classifier.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    model.classifier.normalize.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
     recorder = _fit(model, batches=2)
     real = torch.cat([torch.cat([b["image_a"], b["image_b"]]) for b in recorder.batches])
     rows = torch.cat(seen)
@@ -112,8 +112,8 @@ def test_expression_representation_off_ignores_the_encoder() -> None:
 
 
 @pytest.mark.parametrize("interpolation", [True, False])
-def test_interpolation_loss_off_drops_the_interpolated_images(interpolation: bool) -> None:
-    model = tiny_model(interpolation_loss=interpolation)
+def test_interpolation_weight_0_drops_the_interpolated_images(interpolation: bool) -> None:
+    model = tiny_model(loss_weights=dict(interpolation=1.0 if interpolation else 0.0))  # 0: No_InterL
     sizes: list[int] = []
     model.discriminator.d1.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
     trainer = tiny_trainer(max_steps=3)
@@ -127,7 +127,7 @@ def test_r1_penalty_is_logged_and_changes_the_discriminators_update() -> None:
     states = {}
     for gamma in (0.0, 10.0):
         torch.manual_seed(0)
-        model = tiny_model(r1_gamma=gamma)
+        model = tiny_model(loss_weights=dict(r1=gamma))
         trainer = tiny_trainer(max_steps=3)
         trainer.fit(model, tiny_data())
         assert ("d/r1" in trainer.callback_metrics) == (gamma > 0)
@@ -139,16 +139,15 @@ def test_r1_penalty_is_logged_and_changes_the_discriminators_update() -> None:
 
 def test_lazy_r1_runs_every_k_batches_with_k_times_the_weight() -> None:
     torch.manual_seed(0)
-    lazy, plain, none = tiny_model(r1_gamma=10.0, r1_every=3), tiny_model(r1_gamma=10.0), tiny_model()
+    r1 = dict(r1=10.0)
+    lazy, plain, none = tiny_model(loss_weights=r1, r1_every=3), tiny_model(loss_weights=r1), tiny_model()
     plain.load_state_dict(lazy.state_dict())
     none.load_state_dict(lazy.state_dict())
     batch = next(iter(tiny_data().train_dataloader()))
     out = lazy.generator(batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"], interpolate=True)
     for step in range(4):
-        for model in (lazy, plain, none):
-            model._pair_step = step
-        total, terms = lazy.discriminator_loss(batch, out)
-        plain_total, plain_terms = plain.discriminator_loss(batch, out)
+        total, terms = lazy.discriminator_loss(batch, out, step)
+        plain_total, plain_terms = plain.discriminator_loss(batch, out, step)
         penalty = plain_terms["d/r1"].item()
         assert penalty > 0
         if step % 3 == 0:  # due: three times plain's weight on the same penalty
@@ -156,7 +155,7 @@ def test_lazy_r1_runs_every_k_batches_with_k_times_the_weight() -> None:
             assert total.item() == pytest.approx(plain_total.item() + 2 * 0.5 * 10.0 * penalty, rel=1e-5)
         else:  # skipped: the loss without R1
             assert "d/r1" not in terms
-            assert total.item() == pytest.approx(none.discriminator_loss(batch, out)[0].item(), rel=1e-6)
+            assert total.item() == pytest.approx(none.discriminator_loss(batch, out, step)[0].item(), rel=1e-6)
     with pytest.raises(ValueError, match="r1_every"):
         tiny_model(r1_every=0)
 

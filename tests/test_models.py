@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from exprgan.models import (
     ConditionalDiscriminator,
@@ -13,6 +14,8 @@ from exprgan.models import (
     L2Norm,
     MultiScaleDiscriminator,
 )
+from exprgan.losses import r1_penalty
+from exprgan.models.l2norm import _L2Norm
 from tests.conftest import images
 
 N = 7
@@ -35,28 +38,73 @@ def test_l2norm_normalises_each_pixel_with_scalar_gain_and_bias() -> None:
     assert torch.allclose(layer(x[:1]), layer(x)[:1])  # no batch statistics
 
 
-def test_fused_l2norm_has_the_composite_values_and_gradients() -> None:
+def _composite_l2norm(layer: L2Norm, x: torch.Tensor) -> torch.Tensor:
+    """The reference: l2-N in PyTorch's composite operations (autograd derives every order)."""
+    return layer.gain * F.normalize(x, p=2.0, dim=1, eps=layer.eps) + layer.bias
+
+
+def _scaled_layer() -> L2Norm:
+    layer = L2Norm().double()
+    with torch.no_grad():
+        layer.gain.fill_(1.7)
+        layer.bias.fill_(-0.3)
+    return layer
+
+
+def test_l2norm_has_the_composite_values_and_gradients() -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 6, 4, 4, dtype=torch.float64)
     x[1, :, 2, 3] = 0.0  # an all-zero pixel: the norm is clamped to eps
+    layer = _scaled_layer()
     outputs, gradients = [], []
-    for fused in (False, True):
-        layer = L2Norm(fused=fused).double()
-        with torch.no_grad():
-            layer.gain.fill_(1.7)
-            layer.bias.fill_(-0.3)
+    for run in (layer, lambda t: _composite_l2norm(layer, t)):
+        layer.zero_grad(set_to_none=True)
         x_ = x.clone().requires_grad_()
-        y = layer(x_)
+        y = run(x_)
         y.backward(torch.linspace(-1, 1, y.numel(), dtype=torch.float64).reshape(y.shape))
         outputs.append(y.detach())
         gradients.append((x_.grad, layer.gain.grad, layer.bias.grad))
-    torch.testing.assert_close(outputs[1], outputs[0])
-    for fused_grad, plain_grad in zip(gradients[1], gradients[0]):
-        torch.testing.assert_close(fused_grad, plain_grad)
-    # and against finite differences, away from the clamped pixel
-    layer = L2Norm(fused=True).double()
-    x_ = torch.randn(2, 5, 3, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(layer, (x_,))
+    torch.testing.assert_close(outputs[0], outputs[1])
+    for grad, reference in zip(gradients[0], gradients[1]):
+        torch.testing.assert_close(grad, reference)
+
+
+def test_l2norm_first_and_second_derivatives_match_finite_differences() -> None:
+    layer = _scaled_layer()
+    x = torch.randn(2, 5, 3, 3, dtype=torch.float64, requires_grad=True)
+
+    def run(x: torch.Tensor, gain: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return _L2Norm.apply(x, gain, bias, layer.eps)
+
+    inputs = (x, layer.gain.detach().clone().requires_grad_(), layer.bias.detach().clone().requires_grad_())
+    assert torch.autograd.gradcheck(run, inputs)
+    assert torch.autograd.gradgradcheck(run, inputs)
+
+
+def test_r1_gradient_through_l2norm_equals_the_composite_layers() -> None:
+    """R1 differentiates D's input gradient (``create_graph``): the l2-N layers' second
+    derivative must be right, or D's update from the penalty is wrong."""
+    torch.manual_seed(0)
+    discriminator = MultiScaleDiscriminator(N, 32, width=4, conditioning="projection").double()
+    real = images(3, 32).double().requires_grad_()
+    labels = torch.tensor([0, 4, 6])
+    parameters = list(discriminator.parameters())
+
+    def r1_grads() -> list[torch.Tensor]:
+        penalty = r1_penalty(discriminator(real, labels), real)
+        grads = torch.autograd.grad(penalty, parameters, allow_unused=True)  # biases of the last layers: unused
+        return [torch.zeros_like(p) if g is None else g for p, g in zip(parameters, grads)]
+
+    library = r1_grads()
+    originals = {}
+    for module in discriminator.modules():
+        if isinstance(module, L2Norm):
+            originals[module] = module.forward
+            module.forward = lambda x, module=module: _composite_l2norm(module, x)
+    reference = r1_grads()
+    assert originals  # the discriminator has l2-N layers, all replaced
+    for grad, expected in zip(library, reference):
+        torch.testing.assert_close(grad, expected, rtol=1e-6, atol=1e-12)
 
 
 @pytest.mark.parametrize("size", [32, 64, 256])
@@ -80,7 +128,9 @@ def test_classifier_shapes(size: int) -> None:
     x = images(1, size)
     representation = Encoder()(x)
     assert classifier(x, representation).shape == (1, N)
-    assert classifier.forward_features(x, representation).shape == (1, 512, 7, 7)
+    features = classifier.forward_features(x)
+    assert features.shape == (1, 512, size // 32, size // 32)  # VGG19 pool5
+    torch.testing.assert_close(classifier.forward_head(features, representation), classifier(x, representation))
 
 
 @pytest.mark.parametrize("backbone", ["vgg19_bn", "resnet50", "resnet18", "mobilenet_v3_small"])

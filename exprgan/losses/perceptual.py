@@ -72,7 +72,8 @@ class PerceptualLoss(nn.Module):
     """Eq. 11, ``L_per``: ``P(I_a, I_d) + P(I_b, I_c)`` with ``P`` = :func:`perceptual_loss`.
 
     Each face is compared with the *other* face of the pair after transfer: I_d has I_b's
-    identity and I_a's expression. One VGG pass covers all four batches.
+    identity and I_a's expression. The real faces go through the VGG without a graph (no
+    gradient can reach them), the generated ones with one.
 
     Args:
         pretrained: see :class:`VGGFeatures`.
@@ -97,6 +98,7 @@ class PerceptualLoss(nn.Module):
     def forward(
         self, images_a: torch.Tensor, images_b: torch.Tensor, image_c: torch.Tensor, image_d: torch.Tensor
     ) -> torch.Tensor:
-        features = [f.chunk(4) for f in self.network(torch.cat([images_a, images_b, image_c, image_d]))]
-        f_a, f_b, f_c, f_d = ([f[k] for f in features] for k in range(4))
+        with torch.no_grad():  # real faces are data and the network is frozen: their features are constants
+            f_a, f_b = zip(*(f.chunk(2) for f in self.network(torch.cat([images_a, images_b]))))
+        f_c, f_d = zip(*(f.chunk(2) for f in self.network(torch.cat([image_c, image_d]))))
         return perceptual_loss(f_a, f_d, self.layer_weights) + perceptual_loss(f_b, f_c, self.layer_weights)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 class LossWeights:
     """Weights of the generator's loss terms; defaults are the paper's (Sec. IV-B).
 
-    ``L = L_adv + L_inter + L_C + l1 * L_r + l2 * L_per + l3 * L_p + l4 * TV``.
+    ``L = L_adv + L_inter + L_C + l1 * L_r + l2 * L_per + l3 * L_p + l4 * TV`` for G, and
+    ``L_adv + L_inter + r1 / 2 * R1`` for D.
 
     Attributes:
         reconstruction: lambda1, on ``L_r`` (10).
@@ -18,7 +19,13 @@ class LossWeights:
         total_variation: lambda4, on TV of the synthesised images (5).
         adversarial: weight of ``L_adv`` (1).
         interpolation: weight of ``L_inter`` (1; 0 is the No_InterL ablation).
-        classification: weight of ``L_C`` in the generator's loss (1).
+        classification: weight of ``L_C`` in the generator's loss (1; 0 is the TwoStage
+            ablation: no classifier gradient reaches G).
+        r1: ``gamma`` of the R1 gradient penalty on D at real faces, ``gamma / 2 *
+            E||grad D||^2`` (0, the paper: none). Not in the paper; a common stabiliser that
+            smooths what D tells G.
+
+    A weight of 0 skips its term's computation (0 perceptual weight: no VGG19 is built).
     """
 
     reconstruction: float = 10.0
@@ -28,6 +35,7 @@ class LossWeights:
     adversarial: float = 1.0
     interpolation: float = 1.0
     classification: float = 1.0
+    r1: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():

@@ -67,9 +67,13 @@ class ExpressionClassifier(nn.Module):
         """Whether the classifier reads G_enc's representation (off for No_ExpR)."""
         return self.representation_channels > 0
 
-    def forward_features(self, images: torch.Tensor, representation: torch.Tensor | None = None) -> torch.Tensor:
-        """Fused features ``[N, fused_channels, 7, 7]``."""
-        x = self.backbone(self.normalize(images))  # [N, C, H/32, W/32]
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features ``[N, C, H/32, W/32]`` of images in ``[-1, 1]``."""
+        return self.backbone(self.normalize(images))
+
+    def forward_head(self, features: torch.Tensor, representation: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[N, n]`` from backbone features fused with ``R = G_enc(I)`` of the same images."""
+        x = features
         if self.uses_representation:
             if representation is None:
                 raise ValueError("this classifier fuses G_enc's representation: pass representation=G_enc(images)")
@@ -82,11 +86,7 @@ class ExpressionClassifier(nn.Module):
                     f"{x.shape[-2]}, {x.shape[-1]}], got {tuple(representation.shape)}"
                 )
             x = torch.cat([x, representation], dim=1)
-        return self.pool(self.fuse(x))
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, n]`` from fused features."""
-        return self.head(features.flatten(1))
+        return self.head(self.pool(self.fuse(x)).flatten(1))  # [N, fused, 7, 7] -> [N, n]
 
     def forward(self, images: torch.Tensor, representation: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_head(self.forward_features(images, representation))
+        return self.forward_head(self.forward_features(images), representation)

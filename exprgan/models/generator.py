@@ -139,17 +139,21 @@ class Generator(nn.Module):
     ) -> torch.Tensor:
         """``identity_images`` with the expression of ``reference_images`` (I_c of Eq. 4).
 
-        Where the two labels of a sample are equal there is nothing to swap: that sample's
-        output is its reconstruction.
+        Decodes only the images it returns: ``[R_c, R_a, S]`` per sample, or ``[R_a, R_a, 0]``
+        (the reconstruction) where the two labels are equal and there is nothing to swap.
         """
+        features = self.encoder.forward_features(torch.cat([identity_images, reference_images]))
+        code_a, code_b = features[-1].chunk(2)  # each [N, 512, H/32, W/32]
         same = identity_labels == reference_labels
-        if bool(same.all()):
-            return self.reconstruct(identity_images)
-        # give equal pairs any other label so the batch can be switched, then restore them
+        # give equal pairs any other label so the batch can be switched; their code is R_a below
         safe_reference = torch.where(same, (identity_labels + 1) % self.num_expressions, reference_labels)
-        out = self(identity_images, reference_images, identity_labels, safe_reference)
-        # the forward pass already decoded [R_a, R_a, 0]: the reconstruction of every identity
-        return torch.where(same[:, None, None, None], out.recon_a, out.image_c)
+        code_c, _ = self.switch.swap(code_a, code_b, identity_labels, safe_reference)
+        keep = same[:, None, None, None]
+        switched = torch.where(keep, code_a, code_c)
+        code = torch.where(keep, self.switch.zero_code(code_a), self.switch.code(identity_labels, safe_reference, code_a))
+        skips = [f[: len(identity_images)] for f in features[:-1]]
+        residual = self.decoder(switched, code_a, code, skips)
+        return (identity_images + residual).clamp(-1.0, 1.0)
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Decode ``[R, R, 0]``: the reconstruction I' of ``images``."""
