@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
 
+from exprgan.cache import BadImageError, image_problem, listing_frame, read_image
 from exprgan.datamodules import Augmentation, CacheError, LabelFileError, RAFDBDataModule, read_cache, subject_folds
 from exprgan.datamodules.augment import Augmenter
-from exprgan.datamodules.images import fit_square, image_problem, listing_frame, read_text_lines
-from exprgan.datamodules.io import BadImageError, read_image
+from exprgan.datamodules.images import fit_square, read_text_lines
+from exprgan.datamodules.rafdb import RAFDB_CLASSES
 from tests.data_trees import make_rafdb
 
 OFF = Augmentation(flip=False, affine_p=0.0, color_p=0.0)
@@ -92,6 +95,48 @@ def test_augmentation_follows_the_process_seed() -> None:
     assert not all(np.array_equal(a, b) for a, b in zip(first, other))
 
 
+def disc(size: int = 33, radius: float = 8.0, centre: tuple[float, float] | None = None) -> np.ndarray:
+    """A white disc on black, ``uint8 [size, size, 3]``, centred on the image centre by default."""
+    cy, cx = centre or ((size - 1) / 2, (size - 1) / 2)
+    y, x = np.mgrid[:size, :size]
+    inside = (x - cx) ** 2 + (y - cy) ** 2 <= radius**2
+    return np.repeat((inside * 255).astype(np.uint8)[..., None], 3, axis=-1)
+
+
+def centroid(image: np.ndarray) -> np.ndarray:
+    weights = image[..., 0].astype(np.float64)
+    y, x = np.mgrid[: image.shape[0], : image.shape[1]]
+    return np.array([(x * weights).sum(), (y * weights).sum()]) / weights.sum()
+
+
+def test_augmentation_draws_each_step_with_its_probability_and_range() -> None:
+    torch.manual_seed(0)
+    grey = np.full((16, 16, 3), 100, dtype=np.uint8)
+    colour = Augmenter(Augmentation(flip=False, affine_p=0.0, color_p=0.5, brightness=0.1, contrast=0.2))
+    values = np.array([colour(grey)[0, 0, 0] for _ in range(400)], dtype=np.int64)
+    assert 160 < (values != 100).sum() < 240  # p = 0.5
+    assert np.abs(values - 100).max() <= 100 * 0.2 + 0.1 * 255 + 1
+    image = noise(16, 16)
+    flips = Augmenter(Augmentation(affine_p=0.0, color_p=0.0))
+    assert 160 < sum(np.array_equal(flips(image), image[:, ::-1]) for _ in range(400)) < 240
+
+
+def test_affine_turns_about_the_centre_and_shifts_and_scales_within_range() -> None:
+    torch.manual_seed(0)
+    face = disc()
+    turn = Augmenter(Augmentation(flip=False, affine_p=1.0, color_p=0.0, shift=0.0, scale=0.0, rotate=45.0))
+    for _ in range(10):  # a disc on the centre stays there, whole, at any angle
+        turned = turn(face)
+        assert np.abs(centroid(turned) - centroid(face)).max() < 0.2
+        assert abs(turned[..., 0].sum() / face[..., 0].sum() - 1) < 0.03
+    shift = Augmenter(Augmentation(flip=False, affine_p=1.0, color_p=0.0, shift=0.1, scale=0.0, rotate=0.0))
+    moves = np.array([centroid(shift(face)) - centroid(face) for _ in range(50)])
+    assert np.abs(moves).max() <= 0.1 * 33 + 0.5 and np.abs(moves).max() > 1.5
+    zoom = Augmenter(Augmentation(flip=False, affine_p=1.0, color_p=0.0, shift=0.0, scale=0.2, rotate=0.0))
+    areas = np.array([zoom(face)[..., 0].sum() / face[..., 0].sum() for _ in range(50)])
+    assert 0.8**2 - 0.05 < areas.min() < 0.9 and 1.1 < areas.max() < 1.2**2 + 0.05
+
+
 def test_only_training_images_are_augmented(tmp_path) -> None:
     make_rafdb(tmp_path)
     module = RAFDBDataModule(str(tmp_path), image_size=32, augmentation=Augmentation(rotate=20.0))
@@ -129,3 +174,66 @@ def test_cache_with_missing_columns_is_rejected(tmp_path) -> None:
     frame.assign(crop="crops/0.png").to_csv(tmp_path / "index.csv", index=False)
     index, failures = read_cache(tmp_path)
     assert index["subject"][0] == "007" and index["frame"][0] == -1 and index["pose"][0] == "" and failures.empty
+
+
+def make_cache(folder: Path, count: int = 28, crop_size: int = 48) -> Path:
+    """A cache as ``exprgan preprocess`` writes it: PNG crops under crops/, index.csv."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(count):
+        split = "train" if k % 4 else "test"
+        crop = f"crops/Image/original/{split}_{k:05d}_jpg.png"
+        (folder / crop).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (crop_size, crop_size, 3), dtype=np.uint8)).save(folder / crop)
+        label = k % len(RAFDB_CLASSES)
+        path = f"Image/original/{split}_{k:05d}.jpg"
+        rows.append({"path": path, "label": label, "label_name": RAFDB_CLASSES[label], "split": split, "crop": crop})
+    listing_frame(rows, extra=("crop",)).to_csv(folder / "index.csv", index=False)
+    return folder
+
+
+def cached(cache: Path, **options) -> RAFDBDataModule:
+    options = {"image_size": 32, "batch_size": 3, "augmentation": None, **options}
+    return RAFDBDataModule("/nowhere", cache=str(cache), **options)
+
+
+def test_cache_crops_are_served_resized(tmp_path) -> None:
+    cache = make_cache(tmp_path)
+    module = cached(cache)
+    module.setup()
+    for k in range(len(module.split("test"))):
+        crop = read_image(cache / module.split_frame("test")["crop"][k])
+        expected = torch.from_numpy(fit_square(crop, 32)).permute(2, 0, 1).float() / 127.5 - 1
+        torch.testing.assert_close(module.split("test")[k]["image"], expected)
+
+
+@pytest.mark.parametrize("on_bad_image", ["error", "skip"])
+def test_unreadable_or_missing_crops_are_named_or_skipped(tmp_path, on_bad_image) -> None:
+    cache = make_cache(tmp_path)
+    (cache / "crops/Image/original/train_00001_jpg.png").write_bytes(b"not a png")
+    (cache / "crops/Image/original/train_00002_jpg.png").unlink()
+    if on_bad_image == "error":
+        with pytest.raises(BadImageError, match="train_00001_jpg.png.*2 listed images"):
+            cached(cache).setup()
+        return
+    module = cached(cache, on_bad_image="skip")
+    with pytest.warns(UserWarning, match="skipped 2 of 28"):
+        module.setup()
+    assert "crops/Image/original/train_00001_jpg.png" not in module.split_frame("train")["crop"].tolist()
+    assert len(module.split("train")) == 21 - 2
+
+
+def test_a_cache_of_other_classes_is_named(tmp_path) -> None:
+    cache = make_cache(tmp_path)
+    index = pd.read_csv(cache / "index.csv", keep_default_na=False)
+    index.assign(label_name="contempt").to_csv(cache / "index.csv", index=False)
+    with pytest.raises(CacheError, match="index.csv has no rows for this RAF-DB configuration"):
+        cached(cache).setup()
+
+
+def test_loader_workers_continue_the_pair_stream_across_epochs(tmp_path) -> None:
+    module = cached(make_cache(tmp_path), num_workers=2, steps_per_epoch=3)
+    loader = module.train_dataloader()
+    assert [int(b["step"]) for b in loader] == [0, 1, 2]
+    module._pairs.start_step = 3  # what on_before_batch_transfer does after each trained batch
+    assert [int(b["step"]) for b in loader] == [3, 4, 5]  # the next epoch's workers start there

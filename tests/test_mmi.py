@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from exprgan.cache import read_image
 from exprgan.datamodules import (
     INDEX_COLUMNS,
     LISTINGS,
@@ -16,7 +17,6 @@ from exprgan.datamodules import (
     MMIDataModule,
     list_mmi,
 )
-from exprgan.datamodules.io import read_image
 from tests.data_trees import MMISession, flat_image, frame_value, make_mmi
 
 EMOTIONS = {1: "anger", 2: "disgust", 3: "fear", 4: "happiness", 5: "sadness", 6: "surprise"}

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from exprgan.cache import JOURNAL, Journal
 from exprgan.cli import cli_main
 from exprgan.preprocessing import BackendSpec, CacheMismatchError, CanonicalFace, Detection, crop_name, preprocess
-from exprgan.preprocessing.cache import JOURNAL, Journal
 from exprgan.preprocessing.run import detect_faces
 from tests.test_align import synthetic_landmarks
 
@@ -64,7 +64,7 @@ def _noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def make_tree(root: Path, images: int = 10) -> pd.DataFrame:
-    """Images (and a video) under ``root`` with every kind of trouble; their listing, in the registry's columns."""
+    """Images (and a video) under ``root`` with every kind of trouble, and their listing."""
     rng = np.random.default_rng(0)
     paths, frames = [], []
     for i in range(images):

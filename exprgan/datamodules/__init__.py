@@ -1,61 +1,62 @@
-"""Data: unpaired pair sampling and per-dataset DataModules.
+"""Data: unpaired pair sampling and the DataModules of the demo faces and the paper's data sets.
 
-Names are imported lazily, on first use: reading an image (:mod:`.io`), which preprocessing
-workers do, does not pull in Lightning and every data set.
+Reading images and the crop cache lives in :mod:`exprgan.cache` (no Lightning), which
+preprocessing workers import instead of this package.
 """
 
-from __future__ import annotations
+from collections.abc import Callable
 
-import importlib
-from typing import Any
+import pandas as pd
 
-_EXPORTS: dict[str, str] = {
-    "Augmentation": "augment",
-    "PairDataModule": "base",
-    "assign_folds": "folds",
-    "subject_folds": "folds",
-    "INDEX_COLUMNS": "images",
-    "CacheError": "images",
-    "DataRootError": "images",
-    "FaceImages": "images",
-    "ImageFolderDataModule": "images",
-    "LabelFileError": "images",
-    "read_cache": "images",
-    "BadImageError": "io",
-    "read_image": "io",
-    "MMI_CLASSES_6": "mmi",
-    "MMI_CLASSES_7": "mmi",
-    "MMIDataModule": "mmi",
-    "list_mmi": "mmi",
-    "MULTIPIE_CLASSES": "multipie",
-    "PAN_CAMERAS": "multipie",
-    "MultiPIEDataModule": "multipie",
-    "list_multipie": "multipie",
-    "EmptyClassError": "pairs",
-    "UnpairedPairs": "pairs",
-    "class_members": "pairs",
-    "sample_pairs": "pairs",
-    "target_expression": "pairs",
-    "RAFDB_CLASSES": "rafdb",
-    "RAFDBDataModule": "rafdb",
-    "list_rafdb": "rafdb",
-    "LISTINGS": "registry",
-    "SyntheticFacesDataModule": "synthetic",
-    "SynthesizedDataModule": "synthesized",
-    "EXPRESSIONS": "synthetic_faces",
-    "render": "synthetic_faces",
-}
+from exprgan.cache import INDEX_COLUMNS, BadImageError, CacheError, read_cache, read_image
+from exprgan.datamodules.augment import Augmentation
+from exprgan.datamodules.base import PairDataModule
+from exprgan.datamodules.face_renderer import EXPRESSIONS, render
+from exprgan.datamodules.folds import assign_folds, subject_folds
+from exprgan.datamodules.generated_sets import SynthesizedDataModule
+from exprgan.datamodules.images import DataRootError, FaceImages, ImageFolderDataModule, LabelFileError
+from exprgan.datamodules.mmi import MMI_CLASSES_6, MMI_CLASSES_7, MMIDataModule, list_mmi
+from exprgan.datamodules.multipie import MULTIPIE_CLASSES, PAN_CAMERAS, MultiPIEDataModule, list_multipie
+from exprgan.datamodules.pairs import EmptyClassError, UnpairedPairs, class_members, sample_pairs, target_expression
+from exprgan.datamodules.rafdb import RAFDB_CLASSES, RAFDBDataModule, list_rafdb
+from exprgan.datamodules.rendered_faces import SyntheticFacesDataModule
 
-__all__ = sorted(_EXPORTS)
+LISTINGS: dict[str, Callable[..., pd.DataFrame]] = {"rafdb": list_rafdb, "multipie": list_multipie, "mmi": list_mmi}
+"""``name -> list_X(root, ...)``: the listing of a raw data set tree that ``exprgan preprocess`` reads."""
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"exprgan.datamodules.{_EXPORTS[name]}"), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module 'exprgan.datamodules' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__ = [
+    "EXPRESSIONS",
+    "INDEX_COLUMNS",
+    "LISTINGS",
+    "MMI_CLASSES_6",
+    "MMI_CLASSES_7",
+    "MULTIPIE_CLASSES",
+    "PAN_CAMERAS",
+    "RAFDB_CLASSES",
+    "Augmentation",
+    "BadImageError",
+    "CacheError",
+    "DataRootError",
+    "EmptyClassError",
+    "FaceImages",
+    "ImageFolderDataModule",
+    "LabelFileError",
+    "MMIDataModule",
+    "MultiPIEDataModule",
+    "PairDataModule",
+    "RAFDBDataModule",
+    "SynthesizedDataModule",
+    "SyntheticFacesDataModule",
+    "UnpairedPairs",
+    "assign_folds",
+    "class_members",
+    "list_mmi",
+    "list_multipie",
+    "list_rafdb",
+    "read_cache",
+    "read_image",
+    "render",
+    "sample_pairs",
+    "subject_folds",
+    "target_expression",
+]

@@ -1,14 +1,15 @@
-"""Training augmentation with albumentations: flip, small shift-scale-rotate, brightness/contrast."""
+"""Training augmentation: flip, small shift-scale-rotate, brightness/contrast, on uint8 with OpenCV."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
-
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations asks PyPI for updates on import
+import torch
 
 
 @dataclass(frozen=True)
@@ -43,49 +44,44 @@ DEFAULT_AUGMENTATION = Augmentation()
 class Augmenter:
     """``uint8 [H, W, 3] -> uint8 [H, W, 3]`` under an :class:`Augmentation`.
 
-    The albumentations pipeline is built on first use in each process, seeded from
-    ``torch.initial_seed()``, so DataLoader workers (seeded apart by PyTorch) draw
-    different augmentations instead of copies of one random stream.
+    In order, each with its probability: a left-right flip; an affine map about the centre
+    with independent x and y scales in ``1 +- scale``, a rotation in ``+-rotate`` degrees and
+    a shift in ``+-shift`` of the side, bilinear, borders reflected; ``alpha * u + beta``
+    with ``alpha`` in ``1 +- contrast`` and ``beta`` in ``+-brightness * 255``, rounded and
+    clipped (albumentations' ``HorizontalFlip``, ``Affine`` and ``RandomBrightnessContrast``).
+    The random generator is made on first use in each process from ``torch.initial_seed()``,
+    so DataLoader workers (seeded apart by PyTorch) draw different augmentations.
     """
 
     def __init__(self, config: Augmentation) -> None:
         self.config = config
-        self._pipeline: Any = None
+        self._rng: np.random.Generator | None = None
         self._pid: int | None = None
 
-    def _build(self) -> Any:
-        import albumentations as A
-        import cv2
-        import torch
-
-        c = self.config
-        transforms: list[Any] = []
-        if c.flip:
-            transforms.append(A.HorizontalFlip(p=0.5))
-        if c.affine_p > 0 and (c.shift or c.scale or c.rotate):
-            border = {"border_mode": cv2.BORDER_REFLECT_101}
-            if int(A.__version__.split(".")[0]) < 2:
-                border = {"mode": cv2.BORDER_REFLECT_101}
-            transforms.append(
-                A.Affine(
-                    scale=(1 - c.scale, 1 + c.scale),
-                    translate_percent=(-c.shift, c.shift),
-                    rotate=(-c.rotate, c.rotate),
-                    p=c.affine_p,
-                    **border,
-                )
-            )
-        if c.color_p > 0 and (c.brightness or c.contrast):
-            transforms.append(
-                A.RandomBrightnessContrast(brightness_limit=c.brightness, contrast_limit=c.contrast, p=c.color_p)
-            )
-        seed = {"seed": torch.initial_seed() % 2**32} if int(A.__version__.split(".")[0]) >= 2 else {}
-        return A.Compose(transforms, **seed)
-
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config, "_pipeline": None, "_pid": None}
+        return {"config": self.config, "_rng": None, "_pid": None}
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        if self._pipeline is None or self._pid != os.getpid():
-            self._pipeline, self._pid = self._build(), os.getpid()
-        return self._pipeline(image=image)["image"]
+        if self._rng is None or self._pid != os.getpid():
+            self._rng, self._pid = np.random.default_rng(torch.initial_seed() % 2**63), os.getpid()
+        c, rng = self.config, self._rng
+        image = np.ascontiguousarray(image)
+        if c.flip and rng.random() < 0.5:
+            image = cv2.flip(image, 1)
+        if c.affine_p > 0 and (c.shift or c.scale or c.rotate) and rng.random() < c.affine_p:
+            height, width = image.shape[:2]
+            scale_x, scale_y = rng.uniform(1 - c.scale, 1 + c.scale, size=2)
+            shift = rng.uniform(-c.shift, c.shift, size=2) * (width, height)
+            angle = math.radians(rng.uniform(-c.rotate, c.rotate))
+            linear = np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
+            linear = linear * (scale_x, scale_y)  # scale, then rotate
+            centre = np.array([(width - 1) / 2, (height - 1) / 2])
+            matrix = np.hstack([linear, (centre + shift - linear @ centre)[:, None]])
+            image = cv2.warpAffine(
+                image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+            )
+        if c.color_p > 0 and (c.brightness or c.contrast) and rng.random() < c.color_p:
+            alpha = 1.0 + rng.uniform(-c.contrast, c.contrast)
+            beta = rng.uniform(-c.brightness, c.brightness) * 255.0
+            image = cv2.LUT(image, np.clip(np.rint(np.arange(256) * alpha + beta), 0, 255).astype(np.uint8))
+        return image

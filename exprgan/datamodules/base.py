@@ -8,28 +8,26 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from exprgan.datamodules.pairs import UnpairedPairs
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """``uint8 [H, W, 3]`` -> ``float [3, H, W]`` in ``[-1, 1]``.
-
-    The float copy is made by NumPy, so read-only inputs (a memory-mapped cache, decoded
-    buffers) are fine and nothing else is copied.
-    """
+    """``uint8 [H, W, 3]`` -> ``float [3, H, W]`` in ``[-1, 1]`` (read-only inputs are fine: NumPy copies)."""
     return torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1).div_(127.5).sub_(1.0)  # astype copies
 
 
 class PairDataModule(pl.LightningDataModule):
     """Base of the exprgan DataModules: trains on unpaired pairs, evaluates on single images.
 
-    Subclasses set ``num_expressions`` and ``class_names``, build their splits in
-    ``setup`` and implement :meth:`train_labels` and :meth:`load_train_image`. The base
-    class turns them into the :class:`~exprgan.datamodules.pairs.UnpairedPairs` stream and
-    keeps the position of that stream in checkpoints (``state_dict``), so a run resumed
-    mid-epoch continues with exactly the pairs it would have seen.
+    Subclasses set ``num_expressions`` and ``class_names``, build their splits in ``setup``
+    and implement :meth:`split`; its ``train`` split feeds :meth:`train_labels` and
+    :meth:`load_train_image`, which the base class turns into the
+    :class:`~exprgan.datamodules.pairs.UnpairedPairs` stream, and its ``val`` and ``test``
+    splits the evaluation loaders. The position of the pair stream is kept in checkpoints
+    (``state_dict``), so a run resumed mid-epoch continues with exactly the pairs it would
+    have seen.
 
     Args:
         batch_size: pairs per training step (per DDP rank).
@@ -61,21 +59,27 @@ class PairDataModule(pl.LightningDataModule):
         self._pairs: UnpairedPairs | None = None
 
     # --- what a data set provides -------------------------------------------------------
-    def train_labels(self) -> Sequence[int]:
-        """Label of every training image (after ``setup("fit")``)."""
+    def split(self, name: str) -> Dataset:
+        """Split ``name``: ``train``, ``val`` or ``test``.
+
+        Its items are dicts of tensors (``image``, ``label``, ...); it also has ``labels`` (an
+        array) and ``image(index)`` (``uint8 [H, W, 3]``, augmented in the training split when
+        configured).
+        """
         raise NotImplementedError
+
+    def train_labels(self) -> Sequence[int]:
+        """Label of every training image."""
+        return self.split("train").labels.tolist()
 
     def load_train_image(self, index: int) -> torch.Tensor:
         """Training image ``index`` as ``[3, H, W]`` in ``[-1, 1]``, augmented if configured."""
-        raise NotImplementedError
+        return to_tensor(self.split("train").image(index))
 
     # --- the pair stream ---------------------------------------------------------------
-    def _world(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-
     def train_dataloader(self) -> DataLoader:
-        rank, world_size = self._world()
+        trainer = self.trainer
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         labels = self.train_labels()
         steps = self.steps_per_epoch or max(1, len(labels) // (2 * self.batch_size * world_size))
         self._pairs = UnpairedPairs(
@@ -92,7 +96,16 @@ class PairDataModule(pl.LightningDataModule):
         )
         return DataLoader(self._pairs, batch_size=None, num_workers=self.num_workers, pin_memory=self._pin())
 
-    def eval_dataloader(self, dataset: torch.utils.data.Dataset) -> DataLoader:
+    def val_dataloader(self) -> DataLoader:
+        return self.eval_dataloader(self.split("val"))
+
+    def test_dataloader(self) -> DataLoader:
+        return self.eval_dataloader(self.split("test"))
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.eval_dataloader(self.split("test"))
+
+    def eval_dataloader(self, dataset: Dataset) -> DataLoader:
         """A loader over single evaluation items, in order."""
         return DataLoader(
             dataset,

@@ -1,7 +1,7 @@
 """The shared base of the real data sets' DataModules: listings, preprocessed caches, splits, loading.
 
-A data set module provides a *listing*: a :class:`pandas.DataFrame` with the columns
-:data:`INDEX_COLUMNS` (plus its own), one row per image (or video frame) of the raw tree.
+A data set module provides a *listing* of its raw tree (see :mod:`exprgan.cache`: the
+columns :data:`~exprgan.cache.INDEX_COLUMNS` plus its own, one row per image or video frame).
 :class:`ImageFolderDataModule` reads either that listing or a preprocessed cache
 (``CACHE/index.csv``: the listing's columns plus ``crop``, the aligned crop relative to
 ``CACHE``; ``CACHE/failures.csv``: the listing's rows that failed, plus ``reason``), checks
@@ -15,37 +15,21 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from exprgan.cache import INDEX_COLUMNS, BadImageError, CacheError, image_problem, read_cache, read_image
 from exprgan.datamodules.augment import DEFAULT_AUGMENTATION, Augmentation, Augmenter
 from exprgan.datamodules.base import PairDataModule, to_tensor
 from exprgan.datamodules.folds import subject_folds
-from exprgan.datamodules.io import BadImageError, read_image, video_frame_count
 from exprgan.datamodules.pairs import EmptyClassError, class_members
 
-INDEX_COLUMNS: tuple[str, ...] = (
-    "path",
-    "frame",
-    "label",
-    "label_name",
-    "subject",
-    "pose",
-    "split",
-    "fold",
-    "sequence",
-)
-"""Columns every listing, ``index.csv`` and ``failures.csv`` has (see the module docstring)."""
-
-_INT_COLUMNS = ("frame", "label", "fold")
-_DEFAULTS: dict[str, Any] = {"frame": -1, "subject": "", "pose": "", "split": "", "fold": -1, "sequence": ""}
-
 OnBadImage = Literal["error", "skip"]
-CacheFormat = Literal["png", "memmap"]
 
 
 class DataRootError(FileNotFoundError):
@@ -60,19 +44,7 @@ class LabelFileError(ValueError):
         super().__init__(f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}")
 
 
-class CacheError(FileNotFoundError):
-    """A preprocessed cache folder is missing or incomplete."""
-
-
 # --- listings ------------------------------------------------------------------------------
-def listing_frame(rows: Sequence[dict[str, Any]], extra: Sequence[str] = ()) -> pd.DataFrame:
-    """A listing from row dicts: :data:`INDEX_COLUMNS` (missing ones get their defaults) then ``extra``."""
-    frame = pd.DataFrame([{**_DEFAULTS, **row} for row in rows], columns=[*INDEX_COLUMNS, *extra])
-    for column in INDEX_COLUMNS:
-        frame[column] = frame[column].astype(np.int64 if column in _INT_COLUMNS else str)
-    return frame
-
-
 def read_text_lines(path: str | os.PathLike[str]) -> list[tuple[int, str]]:
     """``(line number, stripped text)`` of the non-blank lines; CRLF/CR ends and a UTF-8 BOM are fine."""
     path = Path(path)
@@ -93,46 +65,9 @@ def missing_root(name: str, root: str | os.PathLike[str], problem: str, layout: 
     )
 
 
-# --- caches ----------------------------------------------------------------------------------
-def _read_csv(path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    for column in _INT_COLUMNS:
-        if column in frame:
-            frame[column] = pd.to_numeric(frame[column]).astype(np.int64)
-    return frame
-
-
-def read_cache(cache: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(index, failures)`` of a preprocessed cache folder; ``failures`` is empty when absent.
-
-    Raises:
-        CacheError: no such folder, no ``index.csv`` in it, or a required column missing.
-    """
-    cache = Path(cache)
-    index_path = cache / "index.csv"
-    if not index_path.is_file():
-        what = "does not exist" if not cache.exists() else "has no index.csv"
-        raise CacheError(
-            f"the preprocessed cache {str(cache)!r} {what}: build it first with `exprgan preprocess` "
-            "(see `exprgan preprocess --help`), or leave `cache` unset to read the raw data set"
-        )
-    index = _read_csv(index_path)
-    missing = [c for c in (*INDEX_COLUMNS, "crop") if c not in index]
-    if missing:
-        raise CacheError(f"{index_path}: missing columns {missing}; rebuild the cache with `exprgan preprocess`")
-    failures_path = cache / "failures.csv"
-    failures = _read_csv(failures_path) if failures_path.is_file() else listing_frame([])
-    for column in INDEX_COLUMNS:
-        if column not in failures:
-            failures[column] = _DEFAULTS.get(column, "")
-    return index, failures
-
-
 # --- images --------------------------------------------------------------------------------
 def fit_square(image: np.ndarray, size: int) -> np.ndarray:
     """Centre square crop of ``uint8 [H, W, 3]``, resized to ``[size, size, 3]`` (area filter to shrink)."""
-    import cv2
-
     height, width = image.shape[:2]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
@@ -140,40 +75,6 @@ def fit_square(image: np.ndarray, size: int) -> np.ndarray:
     if side != size:
         image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
     return np.ascontiguousarray(image)
-
-
-def image_problem(path: str, frame: int, frame_counts: dict[str, int] | None = None) -> str | None:
-    """Why image ``path`` (or frame ``frame`` >= 0 of video ``path``) cannot be read, or ``None``.
-
-    A cheap check: JPEGs are decoded at 1/8 scale (which still reads all their data, so
-    truncation shows), other still images are verified (headers, PNG checksums); videos
-    are opened once (their frame count kept in ``frame_counts``).
-    """
-    from PIL import Image
-
-    if frame >= 0:
-        counts = {} if frame_counts is None else frame_counts
-        if path not in counts:
-            try:
-                counts[path] = video_frame_count(path)
-            except BadImageError as error:
-                counts[path] = -1
-                return error.reason
-        if counts[path] < 0:
-            return "not a readable video"
-        return None if frame < counts[path] else f"no frame {frame} (the video has {counts[path]} frames)"
-    if not os.path.isfile(path):
-        return "no such file"
-    try:
-        with Image.open(path) as image:
-            if image.format == "JPEG":
-                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
-                image.load()
-            else:
-                image.verify()
-    except Exception as error:  # PIL raises many types for broken files
-        return f"not a readable image ({error})"
-    return None
 
 
 class FaceImages(Dataset):
@@ -235,7 +136,7 @@ class ImageFolderDataModule(PairDataModule):
 
     Rows come from the data set's listing of ``root``, or, with ``cache``, from
     ``cache/index.csv`` (images: the aligned crops). Every listed image is checked once in
-    ``setup``: a missing or unreadable one raises :class:`~exprgan.datamodules.io.BadImageError`
+    ``setup``: a missing or unreadable one raises :class:`~exprgan.cache.BadImageError`
     naming it, or with ``on_bad_image="skip"`` is left out and counted in a warning.
     Splits: the data set's official train/test partition, or with ``uses_folds`` fold
     ``fold`` of a subject-independent k-fold split as the test set and the other folds as
@@ -258,11 +159,6 @@ class ImageFolderDataModule(PairDataModule):
         augmentation: training augmentation (``None``: none).
         batch_size, eval_batch_size, num_workers, seed, steps_per_epoch: see
             :class:`~exprgan.datamodules.base.PairDataModule`.
-        cache_format: how the ``cache`` crops are read: ``png`` (decode every crop when
-            used) or ``memmap`` (decode once into ``cache/arrays/``, a uint8 memory-mapped
-            array at ``image_size``; training batches are gathered, augmented with
-            :class:`~exprgan.datamodules.memmap.FastAugmenter` and converted whole, and
-            loader workers persist; see :mod:`exprgan.datamodules.memmap`). Needs ``cache``.
     """
 
     dataset_name: ClassVar[str] = ""
@@ -281,13 +177,8 @@ class ImageFolderDataModule(PairDataModule):
         num_workers: int = 0,
         seed: int = 0,
         steps_per_epoch: int | None = None,
-        cache_format: CacheFormat = "png",
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, seed, steps_per_epoch)
-        if cache_format not in ("png", "memmap"):
-            raise ValueError(f"cache_format must be 'png' or 'memmap', got {cache_format!r}")
-        if cache_format == "memmap" and cache is None:
-            raise ValueError("cache_format 'memmap' reads a preprocessed cache: set cache (or use cache_format 'png')")
         if image_size % 32:
             raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
         if not 0.0 <= val_fraction < 1.0:
@@ -300,8 +191,6 @@ class ImageFolderDataModule(PairDataModule):
         self.val_fraction = val_fraction
         self.on_bad_image = on_bad_image
         self.augmentation = augmentation
-        self.cache_format = cache_format
-        self._crops: Any = None  # the MemmapCrops of cache_format 'memmap'
         self.poses: list[str] = []
         self.subjects: list[str] = []
         self.fold = 0
@@ -352,11 +241,8 @@ class ImageFolderDataModule(PairDataModule):
         return rows.reset_index(drop=True)
 
     def _drop_bad_images(self, rows: pd.DataFrame) -> pd.DataFrame:
-        if self._crops is not None:  # the memmap build read every crop once and kept what failed
-            problems = [self._crops.problems.get(str(crop)) for crop in rows["crop"]]
-        else:
-            counts: dict[str, int] = {}
-            problems = [image_problem(f, int(k), counts) for f, k in zip(rows["_file"], rows["_frame"])]
+        counts: dict[str, int] = {}
+        problems = [image_problem(f, int(k), counts) for f, k in zip(rows["_file"], rows["_frame"])]
         bad = np.array([p is not None for p in problems], dtype=bool)
         if not bad.any():
             return rows
@@ -409,21 +295,6 @@ class ImageFolderDataModule(PairDataModule):
     def _images(self, frame: pd.DataFrame, train: bool) -> FaceImages:
         subjects = {s: k for k, s in enumerate(self.subjects)}
         poses = {p: k for k, p in enumerate(self.poses)}
-        if self._crops is not None:
-            from exprgan.datamodules.memmap import FastAugmenter, MemmapFaceImages
-
-            return MemmapFaceImages(
-                self._crops,
-                self._crops.rows(frame["crop"].tolist()),
-                frame["_file"].tolist(),
-                frame["_frame"].tolist(),
-                frame["label"].tolist(),
-                [subjects.get(s, -1) for s in frame["subject"]],
-                [poses.get(p, -1) for p in frame["pose"]],
-                self.image_size,
-                FastAugmenter(self.augmentation) if train and self.augmentation is not None else None,
-            )
-        transform = Augmenter(self.augmentation) if train and self.augmentation is not None else None
         return FaceImages(
             frame["_file"].tolist(),
             frame["_frame"].tolist(),
@@ -431,23 +302,12 @@ class ImageFolderDataModule(PairDataModule):
             [subjects.get(s, -1) for s in frame["subject"]],
             [poses.get(p, -1) for p in frame["pose"]],
             self.image_size,
-            transform,
+            Augmenter(self.augmentation) if train and self.augmentation is not None else None,
         )
-
-    def prepare_data(self) -> None:
-        if self.cache_format == "memmap":
-            from exprgan.datamodules.memmap import build_memmap
-
-            build_memmap(self.cache, self.image_size)  # once per node, before setup; a no-op when current
 
     def setup(self, stage: str | None = None) -> None:
         if self._splits:
             return
-        if self.cache_format == "memmap":
-            from exprgan.datamodules.memmap import MemmapCrops, build_memmap
-
-            build_memmap(self.cache, self.image_size)  # used without a Trainer: prepare_data was not called
-            self._crops = MemmapCrops(self.cache, self.image_size)
         rows = self._drop_bad_images(self._rows())
         self.subjects = sorted(s for s in rows["subject"].unique() if s)
         self._frames = self._split_rows(rows)
@@ -464,69 +324,3 @@ class ImageFolderDataModule(PairDataModule):
         """The images of split ``name`` (``train``, ``val`` or ``test``)."""
         self.setup()
         return self._splits[name]
-
-    # --- PairDataModule --------------------------------------------------------------------
-    def train_labels(self) -> Sequence[int]:
-        return self.split("train").labels.tolist()
-
-    def load_train_image(self, index: int) -> torch.Tensor:
-        return to_tensor(self.split("train").image(index))
-
-    def load_train_images(self, indices: np.ndarray, out: np.ndarray) -> None:
-        """Write training images ``indices``, augmented, into ``out``: ``uint8 [B, S, S, 3]`` (memmap only)."""
-        self.split("train").images(indices, out=out)
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        # memmap training batches travel as uint8: they become float [-1, 1] here, on the device,
-        # and their worker's buffer is handed back for the next batch
-        if self.cache_format == "memmap" and isinstance(batch, dict) and "buffer" in batch:
-            from exprgan.datamodules.memmap import to_float_batch
-
-            converted = to_float_batch(batch)
-            if self._pairs is not None:
-                self._pairs.release(batch["buffer"])
-            return converted
-        return batch
-
-    def train_dataloader(self) -> DataLoader:
-        if self.cache_format != "memmap":
-            return super().train_dataloader()
-        from exprgan.datamodules.memmap import SharedStartPairs
-
-        rank, world_size = self._world()
-        labels = self.train_labels()
-        steps = self.steps_per_epoch or max(1, len(labels) // (2 * self.batch_size * world_size))
-        workers = self.num_workers
-        prefetch = 4
-        self._pairs = SharedStartPairs(
-            labels,
-            self.load_train_images,
-            self.image_size,
-            self.num_expressions,
-            self.batch_size,
-            steps,
-            seed=self.seed,
-            start_step=self.next_step,
-            rank=rank,
-            world_size=world_size,
-            class_names=self.class_names,
-            workers=workers,
-            slots=prefetch + 3,  # in the loader's queue, Lightning's one-batch look-ahead, the one in use
-        )
-        return DataLoader(
-            self._pairs,
-            batch_size=None,
-            num_workers=workers,
-            pin_memory=self._pin(),
-            persistent_workers=workers > 0,
-            prefetch_factor=prefetch if workers > 0 else None,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return self.eval_dataloader(self.split("val"))
-
-    def test_dataloader(self) -> DataLoader:
-        return self.eval_dataloader(self.split("test"))
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.eval_dataloader(self.split("test"))

@@ -9,23 +9,20 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
-from exprgan.datamodules.augment import DEFAULT_AUGMENTATION, Augmentation
+from exprgan.cache import BadImageError, listing_frame, video_frame_count
+from exprgan.datamodules.face_renderer import EXPRESSIONS
 from exprgan.datamodules.folds import assign_folds, check_fold
 from exprgan.datamodules.images import (
-    CacheFormat,
     ImageFolderDataModule,
     LabelFileError,
     OnBadImage,
-    listing_frame,
     missing_root,
     read_text_lines,
 )
-from exprgan.datamodules.io import BadImageError, video_frame_count
-from exprgan.datamodules.synthetic_faces import EXPRESSIONS
 
 MMI_CLASSES_6: tuple[str, ...] = EXPRESSIONS[:6]
 """6-class order: surprise, fear, disgust, happiness, sadness, anger (RAF-DB's order)."""
@@ -167,7 +164,7 @@ def list_mmi(
         on_bad_image: ``skip`` (warn) or ``error`` for sessions whose video cannot be read.
 
     Returns:
-        :data:`~exprgan.datamodules.images.INDEX_COLUMNS` (``path`` the video with
+        :data:`~exprgan.cache.INDEX_COLUMNS` (``path`` the video with
         ``frame`` >= 0, or the frame image with ``frame`` -1; ``sequence`` the session
         folder; ``subject`` Sxxx; ``fold``) plus ``frame_index`` (position in the
         sequence), ``num_frames`` and ``view``.
@@ -262,9 +259,9 @@ class MMIDataModule(ImageFolderDataModule):
         fold_seed: seed of the fold assignment.
         views: session.xml track views to keep (0: frontal).
         peak_frames: frames taken around the middle of each sequence.
-        image_size, val_fraction, on_bad_image, augmentation, batch_size, eval_batch_size,
-            num_workers, seed, steps_per_epoch, cache_format: see
-            :class:`~exprgan.datamodules.images.ImageFolderDataModule`.
+        **options: ``image_size``, ``val_fraction``, ``on_bad_image``, ``augmentation``,
+            ``batch_size``, ``eval_batch_size``, ``num_workers``, ``seed``, ``steps_per_epoch``
+            of :class:`~exprgan.datamodules.images.ImageFolderDataModule`.
     """
 
     dataset_name = "MMI"
@@ -280,31 +277,9 @@ class MMIDataModule(ImageFolderDataModule):
         fold_seed: int = 0,
         views: Sequence[int] = (0,),
         peak_frames: int = 3,
-        image_size: int = 256,
-        val_fraction: float = 0.0,
-        on_bad_image: OnBadImage = "error",
-        augmentation: Augmentation | None = DEFAULT_AUGMENTATION,
-        batch_size: int = 16,
-        eval_batch_size: int = 64,
-        num_workers: int = 0,
-        seed: int = 0,
-        steps_per_epoch: int | None = None,
-        cache_format: CacheFormat = "png",
+        **options: Any,
     ) -> None:
-        super().__init__(
-            root,
-            cache,
-            image_size,
-            val_fraction,
-            on_bad_image,
-            augmentation,
-            batch_size,
-            eval_batch_size,
-            num_workers,
-            seed,
-            steps_per_epoch,
-            cache_format,
-        )
+        super().__init__(root, cache, **options)
         if num_classes not in (6, 7):
             raise ValueError(f"num_classes must be 6 or 7, got {num_classes}")
         check_fold(fold, num_folds)

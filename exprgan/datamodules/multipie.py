@@ -6,14 +6,14 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from exprgan.datamodules.augment import DEFAULT_AUGMENTATION, Augmentation
+from exprgan.cache import INDEX_COLUMNS, listing_frame
 from exprgan.datamodules.folds import assign_folds, check_fold
-from exprgan.datamodules.images import CacheFormat, ImageFolderDataModule, OnBadImage, listing_frame, missing_root
+from exprgan.datamodules.images import ImageFolderDataModule, missing_root
 
 MULTIPIE_CLASSES: tuple[str, ...] = ("neutral", "smile", "surprise", "squint", "disgust", "scream")
 
@@ -159,7 +159,7 @@ def list_multipie(
         num_folds, fold_seed: the subject-independent folds of the ``fold`` column.
 
     Returns:
-        :data:`~exprgan.datamodules.images.INDEX_COLUMNS` (``subject`` PPP, ``pose`` the
+        :data:`~exprgan.cache.INDEX_COLUMNS` (``subject`` PPP, ``pose`` the
         signed angle, ``fold``) plus ``session``, ``recording``, ``camera``, ``illumination``.
     """
     _check_cameras(cameras)
@@ -190,7 +190,7 @@ def list_multipie(
         raise missing_root("Multi-PIE", root, problem, MULTIPIE_LAYOUT, MULTIPIE_OBTAIN)
     frame = select_multipie(listing_frame(rows), cameras, illumination, None, pose_sign)
     frame = assign_folds(frame, num_folds, fold_seed)
-    return frame[[*listing_frame([]).columns, *extra]]
+    return frame[[*INDEX_COLUMNS, *extra]]
 
 
 class MultiPIEDataModule(ImageFolderDataModule):
@@ -211,9 +211,9 @@ class MultiPIEDataModule(ImageFolderDataModule):
         illumination: the flash shot ``II`` (07: frontal flash).
         subjects: subjects to use (``None``: all).
         pose_sign: 1: 13_0 is -30 degrees and 04_1 +30; -1 flips the sign.
-        image_size, val_fraction, on_bad_image, augmentation, batch_size, eval_batch_size,
-            num_workers, seed, steps_per_epoch, cache_format: see
-            :class:`~exprgan.datamodules.images.ImageFolderDataModule`.
+        **options: ``image_size``, ``val_fraction``, ``on_bad_image``, ``augmentation``,
+            ``batch_size``, ``eval_batch_size``, ``num_workers``, ``seed``, ``steps_per_epoch``
+            of :class:`~exprgan.datamodules.images.ImageFolderDataModule`.
     """
 
     dataset_name = "Multi-PIE"
@@ -232,31 +232,9 @@ class MultiPIEDataModule(ImageFolderDataModule):
         illumination: int = 7,
         subjects: list[str] | None = None,
         pose_sign: PoseSign = 1,
-        image_size: int = 256,
-        val_fraction: float = 0.0,
-        on_bad_image: OnBadImage = "error",
-        augmentation: Augmentation | None = DEFAULT_AUGMENTATION,
-        batch_size: int = 16,
-        eval_batch_size: int = 64,
-        num_workers: int = 0,
-        seed: int = 0,
-        steps_per_epoch: int | None = None,
-        cache_format: CacheFormat = "png",
+        **options: Any,
     ) -> None:
-        super().__init__(
-            root,
-            cache,
-            image_size,
-            val_fraction,
-            on_bad_image,
-            augmentation,
-            batch_size,
-            eval_batch_size,
-            num_workers,
-            seed,
-            steps_per_epoch,
-            cache_format,
-        )
+        super().__init__(root, cache, **options)
         check_fold(fold, num_folds)
         _check_cameras(cameras)
         if pose_sign not in (1, -1):

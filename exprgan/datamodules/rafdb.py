@@ -5,21 +5,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
-from exprgan.datamodules.augment import DEFAULT_AUGMENTATION, Augmentation
-from exprgan.datamodules.images import (
-    CacheFormat,
-    ImageFolderDataModule,
-    LabelFileError,
-    OnBadImage,
-    listing_frame,
-    missing_root,
-    read_text_lines,
-)
-from exprgan.datamodules.synthetic_faces import EXPRESSIONS
+from exprgan.cache import listing_frame
+from exprgan.datamodules.face_renderer import EXPRESSIONS
+from exprgan.datamodules.images import ImageFolderDataModule, LabelFileError, missing_root, read_text_lines
 
 RAFDB_CLASSES: tuple[str, ...] = EXPRESSIONS
 """Class order: the label file's 1..7 minus one (surprise, fear, disgust, happiness, sadness, anger, neutral)."""
@@ -93,7 +85,7 @@ def list_rafdb(root: str | os.PathLike[str], images: ImageKind = "original") -> 
             the extra columns ``original`` and ``aligned``.
 
     Returns:
-        :data:`~exprgan.datamodules.images.INDEX_COLUMNS` (``split`` train/test, no
+        :data:`~exprgan.cache.INDEX_COLUMNS` (``split`` train/test, no
         subjects: RAF-DB does not name them) plus ``original`` and ``aligned``.
     """
     if images not in ("aligned", "original"):
@@ -138,45 +130,17 @@ class RAFDBDataModule(ImageFolderDataModule):
         root: RAF-DB's ``basic/`` folder or the folder holding it.
         cache: a preprocessed folder (``index.csv`` and crops); overrides ``images``.
         images: ``aligned`` or ``original`` (raw tree only).
-        image_size, val_fraction, on_bad_image, augmentation, batch_size, eval_batch_size,
-            num_workers, seed, steps_per_epoch, cache_format: see
-            :class:`~exprgan.datamodules.images.ImageFolderDataModule`.
+        **options: ``image_size``, ``val_fraction``, ``on_bad_image``, ``augmentation``,
+            ``batch_size``, ``eval_batch_size``, ``num_workers``, ``seed``, ``steps_per_epoch``
+            of :class:`~exprgan.datamodules.images.ImageFolderDataModule`.
     """
 
     dataset_name = "RAF-DB"
     num_expressions = len(RAFDB_CLASSES)
     class_names = RAFDB_CLASSES
 
-    def __init__(
-        self,
-        root: str,
-        cache: str | None = None,
-        images: ImageKind = "aligned",
-        image_size: int = 256,
-        val_fraction: float = 0.0,
-        on_bad_image: OnBadImage = "error",
-        augmentation: Augmentation | None = DEFAULT_AUGMENTATION,
-        batch_size: int = 16,
-        eval_batch_size: int = 64,
-        num_workers: int = 0,
-        seed: int = 0,
-        steps_per_epoch: int | None = None,
-        cache_format: CacheFormat = "png",
-    ) -> None:
-        super().__init__(
-            root,
-            cache,
-            image_size,
-            val_fraction,
-            on_bad_image,
-            augmentation,
-            batch_size,
-            eval_batch_size,
-            num_workers,
-            seed,
-            steps_per_epoch,
-            cache_format,
-        )
+    def __init__(self, root: str, cache: str | None = None, images: ImageKind = "aligned", **options: Any) -> None:
+        super().__init__(root, cache, **options)
         if images not in ("aligned", "original"):
             raise ValueError(f"images must be 'aligned' or 'original', got {images!r}")
         self.images = images

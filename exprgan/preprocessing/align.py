@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 LEFT_EYE = slice(36, 42)
@@ -120,8 +121,6 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int, border: str = "consta
     Args:
         border: outside the image: ``"constant"`` (black), ``"reflect"`` or ``"replicate"``.
     """
-    import cv2
-
     modes = {"constant": cv2.BORDER_CONSTANT, "reflect": cv2.BORDER_REFLECT_101, "replicate": cv2.BORDER_REPLICATE}
     if border not in modes:
         raise ValueError(f"border must be one of {', '.join(BORDERS)}, got {border!r}")

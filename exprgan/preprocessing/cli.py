@@ -6,9 +6,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
+import pandas as pd
+
+from exprgan.cache import CacheMismatchError
+from exprgan.datamodules import LISTINGS
+from exprgan.preprocessing.landmarks import BackendUnavailableError, BackendWeightsError
 from exprgan.preprocessing.options import BACKENDS_HELP, add_backend_arguments, backend_spec
+from exprgan.preprocessing.run import preprocess
 
 DESCRIPTION = """\
 Detect each face and its 68 landmarks, align it (eyes level at fixed positions, see below),
@@ -57,27 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_listing(options: argparse.Namespace) -> tuple[Any, str]:
+def load_listing(options: argparse.Namespace) -> tuple[pd.DataFrame, str]:
     """The listing DataFrame and a name for it (the data set, or the CSV file)."""
-    import pandas as pd
-
     if options.listing is not None:
         if not options.listing.is_file():
             raise FileNotFoundError(f"listing file not found: {options.listing}")
         return pd.read_csv(options.listing, keep_default_na=False), str(options.listing)
-    try:
-        from exprgan.datamodules.registry import LISTINGS
-    except ImportError as error:
-        raise ImportError(f"the data set listings are not available ({error}): use --listing CSV") from error
     return LISTINGS[options.dataset](options.root), options.dataset
 
 
 def preprocess_main(args: Sequence[str]) -> None:
     """``exprgan preprocess``: align a data set's faces into a crop cache."""
-    from exprgan.preprocessing.cache import CacheMismatchError
-    from exprgan.preprocessing.landmarks import BackendUnavailableError, BackendWeightsError
-    from exprgan.preprocessing.run import preprocess
-
     parser = build_parser()
     options = parser.parse_args(list(args))
     if options.workers < 1:
@@ -85,7 +81,7 @@ def preprocess_main(args: Sequence[str]) -> None:
     spec = backend_spec(options, parser)
     try:
         listing, name = load_listing(options)
-    except (OSError, ValueError, ImportError) as error:  # a wrong root: the listing says what it expected
+    except (OSError, ValueError) as error:  # a wrong root: the listing says what it expected
         _fail(error)
     try:
         summary = preprocess(

@@ -14,31 +14,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
 
 from exprgan import __version__
-from exprgan.preprocessing.align import BORDERS, CanonicalFace, align_face
-from exprgan.preprocessing.backends import BackendSpec
-from exprgan.preprocessing.cache import (
+from exprgan.cache import (
     CROPS,
     FAILURES,
+    FORMAT_VERSION,
     INDEX,
     JOURNAL,
+    BadImageError,
     Journal,
     Key,
     build_tables,
     check_settings,
     crop_name,
     listing_keys,
+    read_image,
     remove_temporaries,
     write_bytes_atomic,
     write_meta,
     write_table,
 )
+from exprgan.preprocessing.align import BORDERS, CanonicalFace, align_face
+from exprgan.preprocessing.backends import BackendSpec
 from exprgan.preprocessing.landmarks import Detection, LandmarkBackend, most_confident_first
 
-FORMAT_VERSION = 1
 NO_FACE = "no face found"
 
 
@@ -98,10 +103,6 @@ def process(task: Task, backend: LandmarkBackend) -> dict[str, Any]:
     Never raises for a bad image or a failing detection or alignment: those become a ``reason``.
     An error writing the cache (a full disk) is raised: the run stops and can be resumed.
     """
-    from PIL import Image
-
-    from exprgan.datamodules.io import BadImageError, read_image
-
     record: dict[str, Any] = {"path": task.path, "frame": task.frame, "crop": None, "reason": None}
     record.update({"score": None, "box": None, "n_faces": None, "other_faces": None})
     try:
@@ -136,8 +137,6 @@ def detect_faces(backend: LandmarkBackend, image: np.ndarray, max_side: int | No
     height, width = image.shape[:2]
     if max_side is None or max(height, width) <= max_side:
         return most_confident_first(backend.detect(image))
-    import cv2
-
     reduction = max_side / max(height, width)
     small_width, small_height = max(1, round(width * reduction)), max(1, round(height * reduction))
     small = cv2.resize(image, (small_width, small_height), interpolation=cv2.INTER_AREA)
@@ -215,7 +214,7 @@ def preprocess(
             (video frame index, -1 or absent for still images) and any other columns, which
             are kept in ``index.csv`` / ``failures.csv``.
         root: the folder the paths are relative to.
-        out: the cache folder (created; see :mod:`exprgan.preprocessing.cache` for its layout).
+        out: the cache folder (created; see :mod:`exprgan.cache` for its layout).
         backend: a :class:`BackendSpec` or a backend name (``"face_alignment"``, ``"dlib"``).
         size: side of the square crops, pixels.
         canonical: where eyes and mouth go (default :class:`CanonicalFace`).
@@ -231,8 +230,6 @@ def preprocess(
         CacheMismatchError: ``out`` was started with other settings.
         BackendWeightsError, BackendUnavailableError: the backend cannot be built.
     """
-    from tqdm.auto import tqdm
-
     size = int(size)
     if size < 8:
         raise ValueError(f"size must be at least 8 pixels, got {size}")

@@ -1,4 +1,4 @@
-"""A procedurally rendered face data set with ground truth for expression transfer.
+"""The face renderer behind the demo data set: procedural faces with ground truth for expression transfer.
 
 Faces are drawn from identity factors (face shape, skin tone, hair colour and style, eye
 spacing and size, nose, mouth width, brows, glasses, background, small head shift and
@@ -8,7 +8,8 @@ wrinkle, cheeks) with a per-sample intensity. No colour depends on the expressio
 identity varies far more than expression, as in real faces.
 
 :func:`render` is public: the ground-truth transfer of a pair ``(a, b)`` is
-``render(identity of a, expression of b, intensity of b)``.
+``render(identity of a, expression of b, intensity of b)``. The DataModule over these faces
+is :class:`~exprgan.datamodules.rendered_faces.SyntheticFacesDataModule`.
 """
 
 from __future__ import annotations

@@ -1,16 +1,14 @@
-"""``SyntheticFacesDataModule``: the built-in demo data set, with transfer ground truth."""
+"""``SyntheticFacesDataModule``: the built-in demo data set of rendered faces, with transfer ground truth."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from exprgan.datamodules.base import PairDataModule, to_tensor
-from exprgan.datamodules.synthetic_faces import EXPRESSIONS, render
+from exprgan.datamodules.face_renderer import EXPRESSIONS, render
 
 
 class _Items(Dataset):
@@ -30,15 +28,19 @@ class _Items(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    def image(self, index: int) -> np.ndarray:
+        """Face ``index`` as ``uint8 [S, S, 3]``."""
+        return self.images[index].numpy()
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         item = {
-            "image": to_tensor(self.images[index].numpy()),
+            "image": to_tensor(self.image(index)),
             "label": self.labels[index],
             "subject": self.identities[index],
         }
         if self.reference is not None and self.targets is not None:
             ref = int(self.reference[index])
-            item["reference"] = to_tensor(self.images[ref].numpy())
+            item["reference"] = to_tensor(self.image(ref))
             item["reference_label"] = self.labels[ref]
             item["target"] = to_tensor(self.targets[index].numpy())
         return item
@@ -101,7 +103,7 @@ class SyntheticFacesDataModule(PairDataModule):
         return float(rng.uniform(self.min_intensity, 1.0))
 
     def render(self, identity: int, expression: int, intensity: float) -> np.ndarray:
-        """:func:`~exprgan.datamodules.synthetic_faces.render` at this data set's size and seed."""
+        """:func:`~exprgan.datamodules.face_renderer.render` at this data set's size and seed."""
         return render(identity, expression, intensity, size=self.image_size, seed=self.seed)
 
     def _build(self, split: str) -> _Items:
@@ -146,18 +148,3 @@ class SyntheticFacesDataModule(PairDataModule):
         if name not in self._splits:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[name])
         return self._splits[name]
-
-    def train_labels(self) -> Sequence[int]:
-        return self.split("train").labels.tolist()
-
-    def load_train_image(self, index: int) -> torch.Tensor:
-        return to_tensor(self.split("train").images[index].numpy())
-
-    def val_dataloader(self) -> DataLoader:
-        return self.eval_dataloader(self.split("val"))
-
-    def test_dataloader(self) -> DataLoader:
-        return self.eval_dataloader(self.split("test"))
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.eval_dataloader(self.split("test"))
