@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from exprgan.cli import cli_main
-from exprgan.evaluation.fid import save_random_inception_weights
 from exprgan.tools.data_config import load_datamodule
 from exprgan.tools.fid import default_names, evaluation_images, resolve_targets
 from tests.test_cli import ROOT, TINY
+from tests.test_fid import save_random_inception_weights
 
 DEMO = str(ROOT / "experiments" / "demo.yaml")
 # the faces FID is measured on: 2 test identities x 7 expressions at 32 px (Inception runs ~60 times)
@@ -33,7 +33,7 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
         ("ours", []),
     ):
         cli_main(
-            ["fit", "--config", DEMO, *extra, *TINY, "--model.generator_identity_init=false"]
+            ["fit", "--config", DEMO, *extra, *TINY, "--model.networks.generator_identity_init=false"]
             + ["--trainer.max_steps=3", "--trainer.logger=false"]
             + ["--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false"]
             + [f"--trainer.default_root_dir={root / name}"]  # where LightningCLI saves config.yaml
@@ -53,6 +53,7 @@ def test_fid_of_two_checkpoints_writes_one_side_by_side_table(checkpoints, incep
     cli_main(
         ["fid", "--ckpt", str(checkpoints["no_interl"]), "--ckpt", str(checkpoints["ours"]), "--config", DEMO, *DATA]
         + ["--inception-weights", str(inception), "--targets", *TARGETS, "--out", str(out), "--no-progress"]
+        + ["--inception-features", "64"]  # the 2048-d layer's covariances take a minute per FID on 2 cores
     )
     printed = capsys.readouterr().out
     table = pd.read_csv(out / "fid.csv", index_col=0)
@@ -80,7 +81,8 @@ def test_fid_errors_name_the_missing_file_and_the_mismatch(checkpoints, inceptio
     assert "InceptionWeightsError" in error and str(missing) in error
     with pytest.raises(SystemExit):  # the demo config's 64 px faces for a 32 px model
         cli_main([*args, "--data.init_args.test_identities=2", "--inception-weights", str(inception)])
-    assert "trained on 32 px images, the data gives 64 px" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "trained on 7 expressions at 32 px, the data gives 7 (['surprise'" in error and "at 64 px" in error
     with pytest.raises(SystemExit):
         cli_main([*args, "--trainer.max_steps=3"])
     assert "only --data.* overrides" in capsys.readouterr().err

@@ -44,12 +44,22 @@ def fake_runs(tmp_path: Path) -> Path:
     _run(
         runs / "ours",
         _results(0.9, {"smile": 0.8, "scream": 1.0}, {"0": 0.95, "+30": 0.85, "-30": 0.9, "mean": 0.9}),
-        {"backbone": "vgg19", "interpolation_loss": True, "gan_lr": 2e-4, "loss_weights": {"adversarial": 1.0}},
+        {
+            "networks": {"backbone": "vgg19"},
+            "loss_weights": {"interpolation": 1.0},
+            "layers": [1, 2],
+            "interpolation_p": 0.5,
+        },
     )
     _run(
         runs / "no_interl",
         _results(0.8, {"smile": 0.7, "scream": 0.9}, {"0": 0.85, "+30": 0.75, "-30": 0.8, "mean": 0.8}),
-        {"backbone": "vgg19", "interpolation_loss": False, "gan_lr": 2e-4, "loss_weights": {"adversarial": 1.0}},
+        {
+            "networks": {"backbone": "vgg19"},
+            "loss_weights": {"interpolation": 0.0},
+            "layers": [1],
+            "interpolation_p": 0.5,
+        },
     )
     _run(runs / "rafdb", _results(0.5, {"smile": 0.25, "anger": 0.75}), nested=False)
     return runs
@@ -73,8 +83,8 @@ def test_tables_from_fake_results(fake_runs: Path) -> None:
     assert classes.loc["rafdb", "mean class"] == pytest.approx(50.0)
 
     settings = settings_table(runs)
-    assert settings is not None and list(settings.columns) == ["interpolation_loss"]  # only what differs
-    assert settings["interpolation_loss"].tolist() == [False, True]
+    assert settings is not None and list(settings.columns) == ["loss_weights.interpolation"]  # only what differs
+    assert settings["loss_weights.interpolation"].tolist() == [0.0, 1.0]
 
     summary = summarize(poses)
     assert summary.loc["mean", "-30"] == pytest.approx(85.0)
@@ -130,7 +140,7 @@ def test_report_of_a_real_tiny_run(tmp_path: Path, monkeypatch) -> None:
 
     cli_main(["report", str(run), "--out", str(tmp_path / "tables")])
     (found,) = find_runs([run])
-    assert found.name == "tiny" and found.config is not None and found.config["model"]["gan_width"] == 8
+    assert found.name == "tiny" and found.config is not None and found.config["model"]["networks"]["gan_width"] == 8
     table = pd.read_csv(tmp_path / "tables" / "report_per_class.csv", index_col=0)
     assert table.index.tolist() == ["tiny"]
     assert table.loc["tiny", "accuracy"] == pytest.approx(100 * results["accuracy"])

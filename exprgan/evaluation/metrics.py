@@ -1,18 +1,15 @@
-"""Recognition metrics of the paper's Sec. IV-C: accuracy, per-class, per-pose, confusion matrix.
-
-A pure functional core (tensors in, tensors or floats out), :class:`ExpressionMetrics`
-that only accumulates predictions over batches (torchmetrics ``add_state``), and the
-outputs a run keeps: CSV and JSON files (:func:`write_results`) and a confusion-matrix
-figure like the paper's Fig. 5-7 (:func:`plot_confusion_matrix`).
-
-Accuracies are fractions in ``[0, 1]``; the figure shows percentages.
+"""Recognition metrics of the paper's Sec. IV-C: accuracy, per-class recall and confusion matrix from
+torchmetrics; ours: the per-pose accuracy of Table II, the files a run keeps (:func:`write_results`) and the
+figure of Fig. 5-7 (:func:`plot_confusion_matrix`). Accuracies are fractions in ``[0, 1]``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Hashable, Sequence
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,113 +20,9 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torchmetrics import Metric
-from torchmetrics.functional.classification import multiclass_confusion_matrix
+from torchmetrics.classification import MulticlassConfusionMatrix
+from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix, multiclass_recall
 from torchmetrics.utilities import dim_zero_cat
-
-# --- functional core ----------------------------------------------------------------------
-
-
-def _labels(preds: torch.Tensor) -> torch.Tensor:
-    """Predicted classes ``[N]`` from class indices ``[N]`` or scores (logits/probabilities) ``[N, C]``."""
-    if preds.ndim == 2:
-        return preds.argmax(dim=1)
-    if preds.ndim != 1:
-        raise ValueError(f"preds must be [N] class indices or [N, C] scores, got shape {tuple(preds.shape)}")
-    return preds.long()
-
-
-def _check(preds: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    labels = _labels(preds)
-    target = target.reshape(-1).long().to(labels.device)
-    if len(labels) != len(target):
-        raise ValueError(f"{len(labels)} predictions for {len(target)} targets")
-    return labels, target
-
-
-def accuracy(preds: torch.Tensor, target: torch.Tensor) -> float:
-    """Fraction of correct predictions over all samples (the paper's "average accuracy").
-
-    Args:
-        preds: class indices ``[N]`` or scores ``[N, C]``.
-        target: true classes ``[N]``.
-    """
-    labels, target = _check(preds, target)
-    if len(target) == 0:
-        return float("nan")
-    return float((labels == target).float().mean())
-
-
-def confusion_matrix(
-    preds: torch.Tensor, target: torch.Tensor, num_classes: int, normalize: bool = True
-) -> torch.Tensor:
-    """Confusion matrix ``[C, C]`` (rows: true class, columns: predicted class), torchmetrics'.
-
-    Args:
-        preds: class indices ``[N]`` or scores ``[N, C]``.
-        target: true classes ``[N]``.
-        num_classes: ``C``.
-        normalize: divide every row by its number of samples (rows sum to 1; a class
-            without samples keeps a row of zeros). Off: counts.
-    """
-    labels, target = _check(preds, target)
-    counts = multiclass_confusion_matrix(labels, target, num_classes).cpu()  # [C, C], int64
-    if not normalize:
-        return counts
-    support = counts.sum(dim=1, keepdim=True)
-    return counts.double() / support.clamp(min=1)
-
-
-def per_class_accuracy(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Recall of every class ``[C]`` (the diagonal of the row-normalised confusion matrix).
-
-    Classes without samples get NaN, not 0.
-
-    Args:
-        preds: class indices ``[N]`` or scores ``[N, C]``.
-        target: true classes ``[N]``.
-        num_classes: ``C``.
-    """
-    counts = confusion_matrix(preds, target, num_classes, normalize=False)
-    support = counts.sum(dim=1)
-    recall = counts.diagonal().double() / support.clamp(min=1)
-    return torch.where(support > 0, recall, torch.full_like(recall, float("nan")))
-
-
-def per_group_accuracy(
-    preds: torch.Tensor, target: torch.Tensor, groups: Sequence[Hashable] | torch.Tensor
-) -> dict[Hashable, float]:
-    """Accuracy within every value of ``groups`` (e.g. the pose of each sample), sorted by value.
-
-    Args:
-        preds: class indices ``[N]`` or scores ``[N, C]``.
-        target: true classes ``[N]``.
-        groups: one value per sample (pose angles such as -30 .. 30, or camera names).
-    """
-    labels, target = _check(preds, target)
-    values = groups.reshape(-1).tolist() if isinstance(groups, torch.Tensor) else list(groups)
-    if len(values) != len(target):
-        raise ValueError(f"{len(values)} group values for {len(target)} samples")
-    correct = (labels == target).cpu().numpy()
-    values_array = np.asarray(values, dtype=object)
-    return {value: float(correct[values_array == value].mean()) for value in sorted(set(values))}
-
-
-def per_pose_accuracy(
-    preds: torch.Tensor, target: torch.Tensor, poses: Sequence[Hashable] | torch.Tensor
-) -> dict[Hashable, float]:
-    """Table II's columns: the accuracy at every pose, plus ``"mean"`` over the poses (its last column).
-
-    The mean is the unweighted mean of the per-pose accuracies, as in Table II (equal to the
-    overall accuracy when every pose has as many samples, as on Multi-PIE).
-
-    Args:
-        preds: class indices ``[N]`` or scores ``[N, C]``.
-        target: true classes ``[N]``.
-        poses: the pose of every sample, e.g. its pan angle in degrees.
-    """
-    table: dict[Hashable, float] = dict(per_group_accuracy(preds, target, poses))
-    table["mean"] = float(np.mean(list(table.values()))) if table else float("nan")
-    return table
 
 
 def abbreviations(class_names: Sequence[str], length: int = 3) -> list[str]:
@@ -137,10 +30,6 @@ def abbreviations(class_names: Sequence[str], length: int = 3) -> list[str]:
 
     The first ``length`` letters, capitalised; names sharing that prefix get longer ones
     until every label is distinct.
-
-    Args:
-        class_names: the data set's class names.
-        length: letters per label.
     """
     names = [str(n) for n in class_names]
     if len(set(names)) != len(names):
@@ -148,14 +37,9 @@ def abbreviations(class_names: Sequence[str], length: int = 3) -> list[str]:
     sizes = [length] * len(names)
     while True:
         short = [n[:k].capitalize() for n, k in zip(names, sizes)]
-        clashes = [i for i, s in enumerate(short) if short.count(s) > 1]
-        if not clashes:
+        if len(set(short)) == len(short):
             return short
-        for i in clashes:
-            sizes[i] += 1
-
-
-# --- the accumulated result ----------------------------------------------------------------
+        sizes = [k + (short.count(s) > 1) for k, s in zip(sizes, short)]
 
 
 @dataclass
@@ -165,12 +49,12 @@ class ClassificationReport:
     Attributes:
         class_names: the data set's classes, in label order.
         accuracy: over all samples.
-        mean_class_accuracy: mean of :attr:`per_class` over classes with samples.
+        mean_class_accuracy: mean of :attr:`per_class` over the classes with samples.
         per_class: recall of every class (NaN without samples).
         support: samples per true class.
-        confusion: row-normalised confusion matrix ``[C, C]``.
+        confusion: row-normalised confusion matrix ``[C, C]`` (rows: true class).
         confusion_counts: the same in counts.
-        per_pose: accuracy per pose plus ``"mean"`` (Table II), when poses were given.
+        per_pose: accuracy per pose plus ``"mean"`` over the poses (Table II), when poses were given.
         num_samples: ``N``.
     """
 
@@ -181,22 +65,21 @@ class ClassificationReport:
     support: dict[str, int]
     confusion: torch.Tensor
     confusion_counts: torch.Tensor
-    per_pose: dict[Hashable, float] | None = None
+    per_pose: dict[str, float] | None = None
     num_samples: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable types (NaN becomes ``None``)."""
 
-        def clean(x: float) -> float | None:
-            return None if isinstance(x, float) and np.isnan(x) else x
+        def clean(values: dict[str, float]) -> dict[str, float | None]:
+            return {str(k): None if math.isnan(v) else v for k, v in values.items()}
 
         return {
             "num_samples": self.num_samples,
-            "accuracy": clean(self.accuracy),
-            "mean_class_accuracy": clean(self.mean_class_accuracy),
-            "per_class": {k: clean(v) for k, v in self.per_class.items()},
+            **clean({"accuracy": self.accuracy, "mean_class_accuracy": self.mean_class_accuracy}),
+            "per_class": clean(self.per_class),
             "support": dict(self.support),
-            "per_pose": None if self.per_pose is None else {str(k): clean(v) for k, v in self.per_pose.items()},
+            "per_pose": None if self.per_pose is None else clean(self.per_pose),
             "class_names": list(self.class_names),
             "confusion_matrix": self.confusion.tolist(),
             "confusion_counts": self.confusion_counts.tolist(),
@@ -207,90 +90,83 @@ def classification_report(
     preds: torch.Tensor,
     target: torch.Tensor,
     class_names: Sequence[str],
-    poses: Sequence[Hashable] | torch.Tensor | None = None,
+    poses: torch.Tensor | None = None,
     pose_names: Sequence[str] | None = None,
 ) -> ClassificationReport:
     """All recognition metrics of one evaluation.
 
     Args:
-        preds: class indices ``[N]`` or scores ``[N, C]``.
+        preds: class indices ``[N]`` or scores (logits, probabilities) ``[N, C]``.
         target: true classes ``[N]``.
         class_names: the ``C`` class names, in label order.
-        poses: the pose of every sample, for Table II's per-pose accuracy (Multi-PIE).
-        pose_names: when ``poses`` are indices (a batch's ``"pose"``), the names they index
-            (the DataModule's ``poses``, e.g. ``-30 .. +30``); rows follow this order and
-            index -1 is reported as ``"unknown"``.
+        poses: the pose of every sample ``[N]`` for Table II's per-pose accuracy (Multi-PIE):
+            indices into ``pose_names`` (a batch's ``"pose"``; -1 is reported as
+            ``"unknown"``), or pose values such as pan angles when ``pose_names`` is None.
+        pose_names: the names ``poses`` index (the DataModule's ``poses``, e.g. ``-30 .. +30``).
     """
+    names, n = list(class_names), len(class_names)
+    preds = preds.argmax(dim=1) if preds.ndim == 2 else preds.reshape(-1)
+    preds, target = preds.long().cpu(), target.reshape(-1).long().cpu()
+    if len(preds) != len(target) or len(target) == 0:
+        raise ValueError(f"{len(preds)} predictions for {len(target)} targets (need as many, at least 1)")
+    counts = multiclass_confusion_matrix(preds, target, n)  # [C, C], rows: true class
+    recall = multiclass_recall(preds, target, n, average=None, zero_division=float("nan"))
     per_pose = None
     if poses is not None:
-        per_pose = per_pose_accuracy(preds, target, poses)
-        if pose_names is not None:
-            per_pose = {
-                (k if k == "mean" else pose_names[int(k)] if int(k) >= 0 else "unknown"): v for k, v in per_pose.items()
-            }
-    names = list(class_names)
-    n = len(names)
-    counts = confusion_matrix(preds, target, n, normalize=False)
-    support = counts.sum(dim=1)
-    recall = per_class_accuracy(preds, target, n)
-    present = ~torch.isnan(recall)
+        poses = torch.as_tensor(poses).reshape(-1).cpu()
+        per_pose = {}
+        for pose in poses.unique().tolist():  # sorted; -1 (unknown) first
+            mask = poses == pose
+            name = str(pose) if pose_names is None else pose_names[pose] if pose >= 0 else "unknown"
+            per_pose[name] = float(multiclass_accuracy(preds[mask], target[mask], n, average="micro"))
+        per_pose["mean"] = float(np.mean(list(per_pose.values())))  # unweighted over poses, as Table II
     return ClassificationReport(
         class_names=names,
-        accuracy=accuracy(preds, target),
-        mean_class_accuracy=float(recall[present].mean()) if bool(present.any()) else float("nan"),
+        accuracy=float(multiclass_accuracy(preds, target, n, average="micro")),
+        mean_class_accuracy=float(recall.nanmean()),
         per_class={name: float(r) for name, r in zip(names, recall)},
-        support={name: int(s) for name, s in zip(names, support)},
-        confusion=confusion_matrix(preds, target, n, normalize=True),
+        support={name: int(s) for name, s in zip(names, counts.sum(dim=1))},
+        confusion=counts.double() / counts.sum(dim=1, keepdim=True).clamp(min=1),
         confusion_counts=counts,
         per_pose=per_pose,
-        num_samples=int(support.sum()),
+        num_samples=len(target),
     )
 
 
 class ExpressionMetrics(Metric):
-    """Collects predictions over batches (and devices); :meth:`compute` gives a :class:`ClassificationReport`.
+    """Gathers predictions over batches (and devices); :meth:`compute` gives a :class:`ClassificationReport`.
 
     Args:
         class_names: the data set's classes, in label order.
-        with_poses: ``update`` receives the pose of every sample (integers: pan angles in
-            degrees, or indices into ``pose_names``) for the per-pose accuracy.
-        pose_names: names of pose indices (see :func:`classification_report`).
+        pose_names: the poses a batch's ``"pose"`` indexes (the DataModule's ``poses``); given,
+            ``update`` needs the poses and the report has the per-pose accuracy.
     """
 
     full_state_update = False
 
-    def __init__(
-        self,
-        class_names: Sequence[str],
-        with_poses: bool = False,
-        pose_names: Sequence[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, class_names: Sequence[str], pose_names: Sequence[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.class_names = list(class_names)
-        self.with_poses = with_poses or pose_names is not None
-        self.pose_names = list(pose_names) if pose_names is not None else None
+        self.pose_names = None if pose_names is None else [str(p) for p in pose_names]
+        self.with_poses = pose_names is not None  # update takes the poses
         self.add_state("preds", default=[], dist_reduce_fx="cat")
         self.add_state("target", default=[], dist_reduce_fx="cat")
         self.add_state("poses", default=[], dist_reduce_fx="cat")
 
     def update(self, preds: torch.Tensor, target: torch.Tensor, poses: torch.Tensor | None = None) -> None:
-        """Add a batch: scores ``[B, C]`` or classes ``[B]``, true classes ``[B]``, poses ``[B]``."""
-        labels, target = _check(preds, target)
-        self.preds.append(labels)
-        self.target.append(target)
+        """Add a batch: scores ``[B, C]`` or classes ``[B]``, true classes ``[B]``, pose indices ``[B]``."""
+        self.preds.append(preds.argmax(dim=1) if preds.ndim == 2 else preds.reshape(-1).long())
+        self.target.append(target.reshape(-1).long())
         if self.with_poses:
             if poses is None:
-                raise ValueError("ExpressionMetrics(with_poses=True).update needs the poses of the batch")
-            self.poses.append(torch.as_tensor(poses, device=labels.device).reshape(-1).long())
+                raise ValueError("ExpressionMetrics(pose_names=...).update needs the poses of the batch")
+            self.poses.append(torch.as_tensor(poses, device=target.device).reshape(-1).long())
 
     def compute(self) -> ClassificationReport:
-        preds, target = dim_zero_cat(self.preds).cpu(), dim_zero_cat(self.target).cpu()
-        poses = dim_zero_cat(self.poses).cpu() if self.with_poses else None
-        return classification_report(preds, target, self.class_names, poses, self.pose_names)
-
-
-# --- files and figures ---------------------------------------------------------------------
+        poses = dim_zero_cat(self.poses) if self.with_poses else None
+        return classification_report(
+            dim_zero_cat(self.preds), dim_zero_cat(self.target), self.class_names, poses, self.pose_names
+        )
 
 
 def write_results(
@@ -301,38 +177,28 @@ def write_results(
     Files: ``<prefix>_results.json``, ``<prefix>_per_class.csv`` (class, abbreviation,
     accuracy, support; a last ``mean`` row), ``<prefix>_confusion.csv`` (row-normalised,
     true classes as rows) and, with poses, ``<prefix>_per_pose.csv`` (pose, accuracy; a
-    last ``mean`` row).
-
-    Args:
-        report: from :func:`classification_report` or :class:`ExpressionMetrics`.
-        directory: created if missing.
-        prefix: start of every file name.
+    last ``mean`` row). ``directory`` is created if missing.
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / f"{prefix}_results.json"}
+    kinds = {"json": "results.json", "per_class": "per_class.csv", "confusion": "confusion.csv"}
+    if report.per_pose is not None:
+        kinds["per_pose"] = "per_pose.csv"
+    paths = {kind: out / f"{prefix}_{name}" for kind, name in kinds.items()}
     paths["json"].write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-
     names = report.class_names
-    per_class = pd.DataFrame(
-        {
-            "class": names + ["mean"],
-            "abbreviation": abbreviations(names) + [""],
-            "accuracy": [report.per_class[n] for n in names] + [report.mean_class_accuracy],
-            "support": [report.support[n] for n in names] + [report.num_samples],
-        }
-    )
-    paths["per_class"] = out / f"{prefix}_per_class.csv"
-    per_class.to_csv(paths["per_class"], index=False)
-
+    per_class = {
+        "class": names + ["mean"],
+        "abbreviation": abbreviations(names) + [""],
+        "accuracy": [report.per_class[n] for n in names] + [report.mean_class_accuracy],
+        "support": [report.support[n] for n in names] + [report.num_samples],
+    }
+    pd.DataFrame(per_class).to_csv(paths["per_class"], index=False)
     confusion = pd.DataFrame(report.confusion.numpy(), index=names, columns=names)
     confusion.index.name = "true \\ predicted"
-    paths["confusion"] = out / f"{prefix}_confusion.csv"
     confusion.to_csv(paths["confusion"])
-
     if report.per_pose is not None:
         per_pose = pd.DataFrame({"pose": list(report.per_pose), "accuracy": list(report.per_pose.values())})
-        paths["per_pose"] = out / f"{prefix}_per_pose.csv"
         per_pose.to_csv(paths["per_pose"], index=False)
     return paths
 
@@ -345,10 +211,10 @@ def plot_confusion_matrix(
     size_inches: float = 5.0,
     dpi: int = 100,
 ) -> Figure:
-    """The paper's Fig. 5-7: a row-normalised confusion matrix with percentages in the cells.
+    """The paper's Fig. 5-7: the row-normalised confusion matrix in percent, torchmetrics' plot.
 
-    Drawn on a stand-alone :class:`~matplotlib.figure.Figure` with the Agg canvas (no
-    pyplot, no display needed).
+    Drawn on a stand-alone :class:`~matplotlib.figure.Figure` with the Agg canvas (no pyplot,
+    no display needed); cells hold percentages with one decimal.
 
     Args:
         confusion: ``[C, C]``, rows = true class; counts are row-normalised here.
@@ -356,56 +222,28 @@ def plot_confusion_matrix(
         title: above the matrix, e.g. ``"RAF-DB, mean accuracy 89.01%"``.
         abbreviate: label the axes with :func:`abbreviations` (``Sur Fea ...``).
         size_inches: side of the square figure.
-        dpi: pixels per inch (the PNG is about ``size_inches * dpi`` pixels wide).
+        dpi: pixels per inch (the PNG is ``size_inches * dpi`` pixels wide).
     """
     matrix = torch.as_tensor(confusion, dtype=torch.float64).cpu()
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != len(class_names):
-        raise ValueError(f"confusion must be [C, C] with C = {len(class_names)}, got {tuple(matrix.shape)}")
-    matrix = (matrix / matrix.sum(dim=1, keepdim=True).clamp(min=1e-12)).numpy() * 100  # rows in %
-    labels = abbreviations(class_names) if abbreviate else [str(n) for n in class_names]
-
+    n = len(class_names)
+    if matrix.shape != (n, n):
+        raise ValueError(f"confusion must be [C, C] with C = {n}, got {tuple(matrix.shape)}")
+    percent = (100 * matrix / matrix.sum(dim=1, keepdim=True).clamp(min=1e-12)).round(decimals=1)
+    labels = abbreviations(class_names) if abbreviate else [str(name) for name in class_names]
     fig = Figure(figsize=(size_inches, size_inches), dpi=dpi)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.imshow(matrix, cmap="Blues", vmin=0, vmax=100)
-    n = len(labels)
-    ax.set_xticks(range(n), labels)
-    ax.set_yticks(range(n), labels)
-    ax.set_xlabel("Predicted")
-    ax.set_ylabel("True")
-    font = max(5.0, min(10.0, 60.0 / n))
-    for i in range(n):
-        for j in range(n):
-            value = matrix[i, j]
-            color = "white" if value > 50 else "black"
-            ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=font, color=color)
+    with warnings.catch_warnings():  # matplotlib on the tensor torchmetrics passes: numpy 2's copy= deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        MulticlassConfusionMatrix(n).plot(percent, ax=ax, labels=labels, cmap="Blues")
+    for text in ax.texts:  # torchmetrics writes 15 pt numbers: fit them to the cells
+        text.set_fontsize(max(5.0, min(10.0, 60.0 / n)))
+    ax.set_xlabel("Predicted", fontsize=10)
+    ax.set_ylabel("True", fontsize=10)
     if title:
         ax.set_title(title)
     fig.tight_layout()
     return fig
-
-
-def save_confusion_matrix(
-    confusion: torch.Tensor | np.ndarray,
-    class_names: Sequence[str],
-    path: str | os.PathLike[str],
-    title: str | None = None,
-    **kwargs: Any,
-) -> Path:
-    """:func:`plot_confusion_matrix` written to a PNG at ``path``; returns the path.
-
-    Args:
-        confusion: ``[C, C]``, rows = true class.
-        class_names: axis labels, in label order.
-        path: the PNG (its folder is created).
-        title: above the matrix.
-        **kwargs: passed to :func:`plot_confusion_matrix`.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = plot_confusion_matrix(confusion, class_names, title=title, **kwargs)
-    fig.savefig(path, format="png")
-    return path
 
 
 def figure_to_tensor(fig: Figure) -> torch.Tensor:
