@@ -1,38 +1,27 @@
-"""The ``exprgan`` command: ``fit | validate | test | predict`` through LightningCLI, and tools."""
+"""The ``exprgan`` command: ``fit | validate | test | predict`` through LightningCLI, and the tools.
+
+A command's modules are imported when it runs, so ``exprgan --help`` and ``--version`` answer at once.
+"""
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from exprgan import __version__
 
-
-def params_main(args: Sequence[str]) -> None:
-    """``exprgan params``: print the parameter breakdown of the model."""
-    from exprgan.summary import format_breakdown, parameter_breakdown
-
-    parser = argparse.ArgumentParser(prog="exprgan params", description=params_main.__doc__)
-    parser.add_argument("--num-expressions", type=int, default=7, help="n, the number of expressions (7)")
-    parser.add_argument("--image-size", type=int, default=256, help="image side in pixels (256)")
-    parser.add_argument("--backbone", default="vgg19", help="classifier backbone (vgg19)")
-    options = parser.parse_args(args)
-    print(format_breakdown(parameter_breakdown(options.num_expressions, options.image_size, options.backbone)))
-
-
-# ``exprgan NAME ...`` for each tool: "module:function", imported only when the tool runs
-TOOLS: dict[str, str] = {
-    "params": "exprgan.cli:params_main",
-    "preprocess": "exprgan.preprocessing.cli:preprocess_main",
-    "recognize": "exprgan.tools.recognize:recognize_main",
-    "transfer": "exprgan.tools.transfer:transfer_main",
-    "fid": "exprgan.tools.fid:fid_main",
-    "cv": "exprgan.tools.cv:cv_main",
-    "synthesize": "exprgan.tools.synthesize:synthesize_main",
-    "report": "exprgan.tools.report:report_main",
+# ``exprgan NAME ...`` for each tool: its "module:function" and what it does
+TOOLS: dict[str, tuple[str, str]] = {
+    "preprocess": ("exprgan.preprocessing.cli:preprocess_main", "align and crop a data set's faces into a cache"),
+    "recognize": ("exprgan.tools.recognize:recognize_main", "recognise the expression of every face in photos (CSV)"),
+    "transfer": ("exprgan.tools.transfer:transfer_main", "put a reference face's expression on an identity's face"),
+    "fid": ("exprgan.tools.fid:fid_main", "per-expression FID of one or more checkpoints (Tables V-VI)"),
+    "cv": ("exprgan.tools.cv:cv_main", "run the 5 subject-independent folds and report mean and std"),
+    "synthesize": ("exprgan.tools.synthesize:synthesize_main", "write transfers of every training image to K others"),
+    "report": ("exprgan.tools.report:report_main", "gather finished runs into the paper's tables"),
+    "params": ("exprgan.summary:params_main", "the model's parameter breakdown"),
 }
 
 USAGE = """usage: exprgan COMMAND [options]
@@ -41,28 +30,17 @@ Training and evaluation (LightningCLI; `exprgan fit --help` for every option):
   fit | validate | test | predict --config FILE   e.g. exprgan fit --config experiments/demo.yaml
 
 Tools (`exprgan COMMAND --help`):
-  preprocess   detect, align and crop a data set's faces into a cache
-  recognize    recognise the expression of every face in photos (CSV)
-  transfer     put a reference face's expression on an identity's face
-  fid          per-expression FID of one or more checkpoints (Tables V-VI)
-  cv           run the 5 subject-independent folds and report mean and std
-  synthesize   write transfers of every training image to K other expressions
-  report       gather finished runs into the paper's tables
-  params       the model's parameter breakdown
-"""
-
-
-def _tool(name: str) -> Callable[[Sequence[str]], None]:
-    module, function = TOOLS[name].split(":")
-    return getattr(importlib.import_module(module), function)
+""" + "".join(f"  {name:<12} {about}\n" for name, (_, about) in TOOLS.items())
 
 
 def lightning_main(args: Sequence[str] | None) -> None:
     """``exprgan fit | validate | test | predict --config FILE``."""
     from pytorch_lightning.cli import LightningCLI
 
-    from exprgan.datamodules import PairDataModule
+    from exprgan.cache import BadImageError, CacheError
+    from exprgan.datamodules import DataRootError, EmptyClassError, LabelFileError, PairDataModule
     from exprgan.joint import JointExprGAN, NonFiniteLossError
+    from exprgan.models.pretrained import PretrainedWeightsError
 
     # JointExprGAN's checkpoints are taken after a batch's three updates, with the pair stream's
     # next position: a consistent state to resume from, which is what this warning asks about
@@ -82,6 +60,7 @@ def lightning_main(args: Sequence[str] | None) -> None:
             if config.trainer.strategy == "ddp":
                 config.trainer.strategy = "ddp_find_unused_parameters_true"
 
+    user_errors = (BadImageError, CacheError, DataRootError, EmptyClassError, LabelFileError, PretrainedWeightsError)
     try:
         ExprGANCLI(
             JointExprGAN,
@@ -90,37 +69,26 @@ def lightning_main(args: Sequence[str] | None) -> None:
             args=args,
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
-            trainer_defaults={
-                "logger": {"class_path": "exprgan.loggers.AutoWandbLogger"},
-            },
+            trainer_defaults={"logger": {"class_path": "exprgan.loggers.AutoWandbLogger"}},
         )
-    except (NonFiniteLossError, *_user_errors()) as error:
+    except (NonFiniteLossError, *user_errors) as error:
         # bad data, missing weights, a diverged run: the message says what to do, no traceback
         print(f"exprgan: {type(error).__name__}: {error}", file=sys.stderr)
         raise SystemExit(1) from error
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that report a problem with the user's data or files, not a bug."""
-    from exprgan.datamodules import BadImageError, CacheError, DataRootError, EmptyClassError, LabelFileError
-    from exprgan.models.pretrained import PretrainedWeightsError
-
-    return (BadImageError, CacheError, DataRootError, EmptyClassError, LabelFileError, PretrainedWeightsError)
 
 
 def cli_main(args: Sequence[str] | None = None) -> None:
     """Entry point of the ``exprgan`` console script (``args`` default to ``sys.argv[1:]``)."""
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] in TOOLS:
-        _tool(argv[0])(argv[1:])
-        return
-    if not argv or argv[0] in {"-h", "--help"}:
+        module, function = TOOLS[argv[0]][0].split(":")
+        getattr(importlib.import_module(module), function)(argv[1:])
+    elif not argv or argv[0] in {"-h", "--help"}:
         print(USAGE, end="")
-        return
-    if argv and argv[0] in {"--version", "-V"}:
+    elif argv[0] in {"--version", "-V"}:
         print(f"exprgan {__version__}")
-        return
-    lightning_main(None if args is None else argv)  # None: LightningCLI reads sys.argv itself
+    else:
+        lightning_main(None if args is None else argv)  # None: LightningCLI reads sys.argv itself
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from exprgan.evaluation.metrics import ExpressionMetrics, figure_to_tensor, plot_confusion_matrix, write_results
-from exprgan.loggers import log_image
+from exprgan.loggers import log_image, pair_grid
 from exprgan.losses import (
     LossWeights,
     PerceptualLoss,
@@ -34,7 +34,6 @@ from exprgan.losses import (
 )
 from exprgan.models import ExpressionClassifier, Generator, GeneratorOutput, MultiScaleDiscriminator
 from exprgan.options import Networks, Optimization, as_group
-from exprgan.visualize import pair_grid
 
 Batch = dict[str, torch.Tensor]
 Terms = dict[str, torch.Tensor]

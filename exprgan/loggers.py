@@ -1,13 +1,15 @@
-"""Logging: W&B by default, offline unless the user has logged in."""
+"""Logging: W&B by default, offline unless the user has logged in; images and the training pairs' grid."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from pytorch_lightning.loggers import Logger, TensorBoardLogger, WandbLogger
+from torchvision.utils import make_grid
 
 
 def wandb_logged_in() -> bool:
@@ -38,12 +40,8 @@ class AutoWandbLogger(WandbLogger):
         self, offline: bool | None = None, project: str = "exprgan", save_dir: str = "runs", **kwargs: Any
     ) -> None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
-        super().__init__(
-            offline=(not wandb_logged_in()) if offline is None else offline,
-            project=project,
-            save_dir=save_dir,
-            **kwargs,
-        )
+        offline = not wandb_logged_in() if offline is None else offline
+        super().__init__(offline=offline, project=project, save_dir=save_dir, **kwargs)
 
 
 def log_image(logger: Logger | None, key: str, image: torch.Tensor, step: int) -> None:
@@ -53,3 +51,14 @@ def log_image(logger: Logger | None, key: str, image: torch.Tensor, step: int) -
         logger.log_image(key, [pixels], step=step)
     elif isinstance(logger, TensorBoardLogger):
         logger.experiment.add_image(key, image, global_step=step)
+
+
+def pair_grid(rows: Sequence[torch.Tensor], max_samples: int = 8) -> torch.Tensor:
+    """One row per tensor (``[N, 3, H, W]`` in ``[-1, 1]``), ``max_samples`` columns -> ``[3, h, w]`` in ``[0, 1]``.
+
+    With ``rows = [I_a, I_b, I_c, I_d, I'_a, I'_b]`` column ``k`` shows pair ``k``: the two
+    inputs, the two transfers and the two reconstructions.
+    """
+    columns = min(max_samples, *(len(r) for r in rows))
+    images = torch.cat([r[:columns].detach().float().cpu() for r in rows])
+    return make_grid(images, nrow=columns, padding=1, normalize=True, value_range=(-1, 1))

@@ -13,7 +13,7 @@ from exprgan.cli import cli_main
 from exprgan.datamodules import MultiPIEDataModule
 from exprgan.tools.cv import fold_config, resolved_config
 from tests.data_trees import make_multipie
-from tests.test_cli import ROOT
+from tests.test_cli import NETWORKS, ROOT, TINY_MODEL
 
 SUBJECTS = [f"{s:03d}" for s in range(1, 5)]  # every one attends all 4 sessions: all 6 expressions
 CAMERAS = ["14_0", "05_1"]  # -15 and 0 degrees
@@ -31,12 +31,8 @@ def tiny_multipie_args(root: Path, elsewhere: Path) -> list[str]:
         "--data.init_args.batch_size=2",
         "--data.init_args.eval_batch_size=16",
         "--data.init_args.num_workers=0",
-        "--model.backbone=resnet18",
-        "--model.pretrained=false",
-        "--model.perceptual_pretrained=false",
-        "--model.gan_width=8",
-        "--model.classifier_hidden_features=32",
-        "--model.perceptual_layer_weights=[1.0]",
+        *TINY_MODEL,
+        f"{NETWORKS}backbone=resnet18",
         "--model.image_log_every_n_steps=0",
         "--trainer.accelerator=cpu",
         "--trainer.devices=1",

@@ -15,10 +15,11 @@ import pytest
 from PIL import Image
 
 from exprgan.cli import cli_main
-from exprgan.datamodules.synthetic_faces import EXPRESSIONS
-from exprgan.tools.faces import DEFAULT_MIN_SCORE
+from exprgan.datamodules.face_renderer import EXPRESSIONS
+from exprgan.tools.checkpoints import load_model
+from exprgan.tools.faces import DEFAULT_MIN_SCORE, FaceFinder
 from exprgan.tools.recognize import COLUMNS, find_images, probability_columns, recognize
-from tests.conftest import fail_in_ci_without_dlib
+from tests.conftest import DEMO_SIZE, fail_in_ci_without_dlib
 
 fail_in_ci_without_dlib()
 data = pytest.importorskip("skimage.data")
@@ -84,20 +85,18 @@ def test_recognize_command_writes_one_row_per_face_and_a_row_per_failure(
 def test_the_threshold_drops_the_mission_patch_and_is_an_option(
     photos: Path, demo_checkpoint: Path, dlib_backend
 ) -> None:
-    from exprgan.tools.checkpoints import load_model
-
     model = load_model(demo_checkpoint)
     path = photos / "astronaut.jpg"
-    everything = recognize([path], model, dlib_backend, min_score=0.0, batch_size=1, progress=False)
+    everything = recognize([path], model, FaceFinder(dlib_backend, DEMO_SIZE), batch_size=1, progress=False)
     assert everything["face"].tolist() == [0, 1]
     patch = everything.iloc[1]
     assert patch.score < DEFAULT_MIN_SCORE["dlib"] < everything.iloc[0].score
     assert (patch.box_y1 + patch.box_y2) / 2 > 300  # lower half: the patch on the suit
     np.testing.assert_allclose(everything[list(EXPRESSIONS)].sum(axis=1), 1.0, atol=1e-5)
 
-    strict = recognize([path], model, dlib_backend, min_score=5.0, progress=False)
+    strict = recognize([path], model, FaceFinder(dlib_backend, DEMO_SIZE, min_score=5.0), progress=False)
     assert strict["face"].tolist() == [-1]
-    assert strict.iloc[0].error == "no face found (2 below the minimum score 5)"
+    assert strict.iloc[0].error == "no face found (2 below the minimum score 5: see --min-score)"
 
 
 def test_find_images_keeps_named_files_and_walks_folders_sorted(tmp_path: Path) -> None:

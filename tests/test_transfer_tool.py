@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from exprgan.cache import read_image
 from exprgan.cli import cli_main
-from exprgan.datamodules.io import read_image
-from exprgan.datamodules.synthetic_faces import EXPRESSIONS
+from exprgan.datamodules.face_renderer import EXPRESSIONS
 from exprgan.preprocessing.align import warp
-from exprgan.tools.faces import NoFaceError, face_mask, paste_face
-from exprgan.tools.transfer import label_index, load_face, transfer_grid
+from exprgan.tools.checkpoints import load_model
+from exprgan.tools.faces import FaceFinder, NoFaceError, face_mask, paste_face
+from exprgan.tools.transfer import label_index, transfer_grid
 from tests.conftest import DEMO_SIZE, fail_in_ci_without_dlib
 
 fail_in_ci_without_dlib()
@@ -30,8 +31,6 @@ PAD = 2  # transfer_grid's padding
 
 @pytest.fixture(scope="module")
 def loaded_model(demo_checkpoint: Path):
-    from exprgan.tools.checkpoints import load_model
-
     return load_model(demo_checkpoint)
 
 
@@ -41,7 +40,7 @@ def reuse_loaded(monkeypatch: pytest.MonkeyPatch, loaded_model, dlib_backend) ->
     from exprgan.preprocessing.backends import BackendSpec
     from exprgan.tools import faces
 
-    monkeypatch.setattr(faces, "open_checkpoint", lambda checkpoint, device: loaded_model)
+    monkeypatch.setattr(faces, "load_model", lambda checkpoint, device: loaded_model)
     monkeypatch.setattr(BackendSpec, "build", lambda spec: dlib_backend if spec.name == "dlib" else None)
 
 
@@ -131,9 +130,9 @@ def test_missing_faces_and_unknown_labels_are_clear_errors(
     assert not out.exists()
 
     with pytest.raises(NoFaceError, match="coffee.png: no face found"):  # the identity goes the same way
-        load_face(photos["coffee"], dlib_backend, SIZE, min_score=0.5)
-    with pytest.raises(NoFaceError, match=r"identity.jpg: no face found \(2 weaker detection"):
-        load_face(photos["identity"], dlib_backend, SIZE, min_score=5.0)
+        FaceFinder(dlib_backend, SIZE, min_score=0.5).most_confident(photos["coffee"])
+    with pytest.raises(NoFaceError, match=r"identity.jpg: no face found \(2 below the minimum score 5: see --min"):
+        FaceFinder(dlib_backend, SIZE, min_score=5.0).most_confident(photos["identity"])
 
 
 def test_usage_errors_need_no_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,19 +1,24 @@
-"""``exprgan cv``: k-fold subject-independent cross-validation (Multi-PIE, MMI), mean and std.
+"""exprgan cv: subject-independent k-fold cross-validation (Multi-PIE, MMI), mean and std.
 
-The training command line (``--config`` files and any LightningCLI overrides) is resolved
-once (``exprgan fit ... --print_config``); for every fold ``k`` a copy of it is written to
-``RUNS/fold{k}/cv_config.yaml`` with ``data.init_args.fold = k`` and every output of the run
-redirected into ``RUNS/fold{k}/``: the logger's ``save_dir`` (its name gets ``-fold{k}``), the
-``ModelCheckpoint`` folder (``checkpoints/``, ``save_last``, no ``-v1`` versions),
-``trainer.default_root_dir`` and ``model.results_dir`` (``results/``). Then
-``exprgan fit --config RUNS/fold{k}/cv_config.yaml`` and
-``exprgan test ... --ckpt_path RUNS/fold{k}/checkpoints/last.ckpt`` run in this process: the
-test uses the final model (the paper reports the last model's test accuracy).
+The training command line (--config files and every other option, passed to `exprgan fit`
+unchanged: --data.root PATH, --trainer.max_steps N, ...) is resolved once (`exprgan fit ...
+--print_config`). For each fold k a copy of it is written to RUNS/fold{k}/cv_config.yaml with
+data.init_args.fold = k and every output of the run redirected into RUNS/fold{k}/: the
+logger's save_dir (its name gets -fold{k}), the ModelCheckpoint folder (checkpoints/,
+save_last, no -v1 versions), trainer.default_root_dir and model.results_dir (results/). Then
+`exprgan fit --config RUNS/fold{k}/cv_config.yaml` and `exprgan test ... --ckpt_path
+RUNS/fold{k}/checkpoints/last.ckpt` run in this process: the test uses the final model (the
+paper reports the last model's test accuracy).
 
-Resumable: a fold with ``results/test_results.json`` is not run again; a fold with a
-``checkpoints/last.ckpt`` but no results resumes its training from it (``--overwrite``
-starts folds afresh). Finally the folds' accuracies are gathered into ``RUNS/cv.md`` and
-``RUNS/cv.csv`` (rows: folds, ``mean``, ``std`` = sample standard deviation over the folds).
+Resumable: a fold with results/test_results.json is not run again; a fold with a
+checkpoints/last.ckpt but no results resumes its training from it (--overwrite starts folds
+afresh). Finally the accuracy, mean class accuracy and per-pose accuracy of the folds, in
+percent, with their mean and std (the sample standard deviation over the folds, ddof 1), are
+printed and written to RUNS/cv.md and RUNS/cv.csv.
+
+example:
+  exprgan cv --config experiments/multipie.yaml --data.root /data/Multi-PIE \\
+      --data.cache /data/cache/multipie --runs-dir runs/multipie-cv
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from exprgan.cli import cli_main
 from exprgan.evaluation.tables import markdown_table
-from exprgan.tools.report import RunResult, class_table, load_run, pose_table, summarize
+from exprgan.tools.report import class_table, load_run, pose_table, summarize
 
 CHECKPOINT_CLASS = "ModelCheckpoint"
 
@@ -44,25 +50,13 @@ def resolved_config(args: Sequence[str]) -> dict[str, Any]:
         args: what follows ``exprgan fit``, e.g. ``["--config", "experiments/multipie.yaml",
             "--data.root", "/data/mpie"]``.
     """
-    from exprgan.cli import cli_main
-
     buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        try:
-            cli_main(["fit", *args, "--print_config"])
-        except SystemExit as exit_info:
-            if exit_info.code not in (0, None):
-                raise
+    with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):  # --print_config exits
+        cli_main(["fit", *args, "--print_config"])
     config = yaml.safe_load(buffer.getvalue())
     if not isinstance(config, dict) or "data" not in config:
         raise ValueError(f"could not resolve the training config of {list(args)}")
     return config
-
-
-def _loggers(trainer: dict[str, Any]) -> list[dict[str, Any]]:
-    logger = trainer.get("logger")
-    loggers = logger if isinstance(logger, list) else [logger]
-    return [entry for entry in loggers if isinstance(entry, dict) and isinstance(entry.get("init_args"), dict)]
 
 
 def fold_config(config: dict[str, Any], fold: int, run_dir: str | Path) -> dict[str, Any]:
@@ -90,12 +84,14 @@ def fold_config(config: dict[str, Any], fold: int, run_dir: str | Path) -> dict[
 
     trainer = config.setdefault("trainer", {})
     trainer["default_root_dir"] = str(run_dir)
-    for logger in _loggers(trainer):
-        args = logger["init_args"]
-        if "save_dir" in args:
-            args["save_dir"] = str(run_dir)
-        if args.get("name"):
-            args["name"] = f"{args['name']}-fold{fold}"
+    loggers = trainer.get("logger") if isinstance(trainer.get("logger"), list) else [trainer.get("logger")]
+    for logger in loggers:
+        args = logger.get("init_args") if isinstance(logger, dict) else None
+        if isinstance(args, dict):
+            if "save_dir" in args:
+                args["save_dir"] = str(run_dir)
+            if args.get("name"):
+                args["name"] = f"{args['name']}-fold{fold}"
     callbacks = trainer.get("callbacks") or []
     checkpoints = [
         c for c in callbacks if isinstance(c, dict) and str(c.get("class_path", "")).endswith(CHECKPOINT_CLASS)
@@ -112,13 +108,6 @@ def fold_config(config: dict[str, Any], fold: int, run_dir: str | Path) -> dict[
     return config
 
 
-def _finish_wandb() -> None:
-    """End a W&B run the last fit/test left open (a CLI process would end it at exit)."""
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and getattr(wandb, "run", None) is not None:
-        wandb.finish()
-
-
 def run_fold(config: dict[str, Any], fold: int, run_dir: str | Path, overwrite: bool = False) -> Path:
     """Fit then test fold ``fold`` in ``run_dir``; returns its ``test_results.json``.
 
@@ -129,8 +118,6 @@ def run_fold(config: dict[str, Any], fold: int, run_dir: str | Path, overwrite: 
         overwrite: delete the folder first (otherwise a finished fold is skipped and an
             interrupted one resumes from its ``last.ckpt``).
     """
-    from exprgan.cli import cli_main
-
     run_dir = Path(run_dir)
     results = run_dir / "results" / "test_results.json"
     if overwrite and run_dir.exists():
@@ -144,32 +131,15 @@ def run_fold(config: dict[str, Any], fold: int, run_dir: str | Path, overwrite: 
     last = run_dir / "checkpoints" / "last.ckpt"
     resume = [f"--ckpt_path={last}"] if last.is_file() else []
     print(f"exprgan cv: fold {fold}: {'resuming ' if resume else ''}training in {run_dir}")
-    try:
-        cli_main(["fit", "--config", str(config_file), *resume])
-    finally:
-        _finish_wandb()
-    if not last.is_file():
-        raise FileNotFoundError(f"fold {fold}: training wrote no {last}")
-    try:
-        cli_main(["test", "--config", str(config_file), f"--ckpt_path={last}"])
-    finally:
-        _finish_wandb()
-    if not results.is_file():
-        raise FileNotFoundError(f"fold {fold}: testing wrote no {results}")
+    for command, extra, output in (("fit", resume, last), ("test", [f"--ckpt_path={last}"], results)):
+        try:
+            cli_main([command, "--config", str(config_file), *extra])
+        finally:  # end the W&B run the command left open (a CLI process would end it at exit)
+            if getattr(sys.modules.get("wandb"), "run", None) is not None:
+                sys.modules["wandb"].finish()
+        if not output.is_file():
+            raise FileNotFoundError(f"fold {fold}: {command} wrote no {output}")
     return results
-
-
-def cv_table(runs: Sequence[RunResult]) -> pd.DataFrame:
-    """Accuracy (%), mean class accuracy (%) and per-pose accuracy (%) of every fold, plus ``mean`` and ``std``.
-
-    Args:
-        runs: one per fold, named ``fold{k}``.
-    """
-    classes = class_table(runs)[["accuracy", "mean class"]]
-    poses = pose_table(runs)
-    table = classes if poses is None else classes.join(poses.drop(columns="average").add_prefix("pose "))
-    table.index.name = "fold"
-    return summarize(table)
 
 
 def cross_validate(
@@ -189,7 +159,8 @@ def cross_validate(
         digits: decimals in markdown.
 
     Returns:
-        The table of :func:`cv_table`.
+        Accuracy, mean class accuracy and per-pose accuracy (%) of every fold (rows ``fold{k}``),
+        then their ``mean`` and ``std``.
     """
     runs_dir = Path(runs_dir)
     config = resolved_config(args)
@@ -198,21 +169,17 @@ def cross_validate(
         if num_folds is None:
             raise ValueError("the data module has no num_folds argument: give the folds")
         folds = list(range(int(num_folds)))
-    runs = []
     for fold in folds:
         run_fold(config, fold, runs_dir / f"fold{fold}", overwrite)
-        runs.append(load_run(runs_dir / f"fold{fold}", name=f"fold{fold}"))
-    table = cv_table(runs)
+    runs = [load_run(runs_dir / f"fold{fold}", name=f"fold{fold}") for fold in folds]
+    table, poses = class_table(runs)[["accuracy", "mean class"]], pose_table(runs)
+    if poses is not None:
+        table = table.join(poses.drop(columns="average").add_prefix("pose "))
+    table = summarize(table.rename_axis("fold"))
     runs_dir.mkdir(parents=True, exist_ok=True)
     (runs_dir / "cv.md").write_text(markdown_table(table, digits=digits))
     table.to_csv(runs_dir / "cv.csv")
     return table
-
-
-def _default_runs_dir(passthrough: Sequence[str]) -> Path:
-    configs = [passthrough[i + 1] for i, a in enumerate(passthrough[:-1]) if a in ("--config", "-c")]
-    configs += [a.split("=", 1)[1] for a in passthrough if a.startswith("--config=")]
-    return Path("runs") / f"cv-{Path(configs[0]).stem if configs else 'run'}"
 
 
 def cv_main(args: Sequence[str]) -> None:
@@ -221,28 +188,22 @@ def cv_main(args: Sequence[str]) -> None:
         prog="exprgan cv",
         usage="exprgan cv --config FILE [--config FILE ...] [fit options ...] [--folds K [K ...]] "
         "[--runs-dir DIR] [--overwrite]",
-        description=(
-            "Subject-independent k-fold cross-validation: for each fold k, `exprgan fit` then `exprgan test` with "
-            "--data.init_args.fold k, every output in RUNS/fold{k}/ (logger, checkpoints, results, cv_config.yaml); "
-            "then the mean and standard deviation (over folds, ddof 1) of the accuracy, mean class accuracy and "
-            "per-pose accuracy, in percent, printed and written to RUNS/cv.md and RUNS/cv.csv. Every other option "
-            "is passed to `exprgan fit` unchanged (--config FILE, --data.root PATH, --trainer.max_steps N, ...). "
-            "Finished folds are skipped and interrupted ones resume from their last.ckpt."
-        ),
-        epilog="example: exprgan cv --config experiments/multipie.yaml --data.root /data/Multi-PIE "
-        "--data.cache /data/cache/multipie --runs-dir runs/multipie-cv",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     parser.add_argument(
         "--folds", type=int, nargs="+", default=None, help="test folds to run (default: 0 .. num_folds - 1)"
     )
-    parser.add_argument("--runs-dir", default=None, help="output folder (default: runs/cv-<config name>)")
+    parser.add_argument("--runs-dir", type=Path, help="output folder (default: runs/cv-<first config's name>)")
     parser.add_argument("--overwrite", action="store_true", help="rerun folds already done (their folders deleted)")
     parser.add_argument("--digits", type=int, default=2, help="decimals in markdown (2)")
     options, passthrough = parser.parse_known_args(args)
-    if not any(a in ("--config", "-c") or a.startswith("--config=") for a in passthrough):
+    configs = [b for a, b in zip(passthrough, passthrough[1:]) if a in ("--config", "-c")]
+    configs += [a.split("=", 1)[1] for a in passthrough if a.startswith("--config=")]
+    if not configs:
         parser.error("give the training config: --config FILE (e.g. experiments/multipie.yaml)")
-    runs_dir = Path(options.runs_dir) if options.runs_dir else _default_runs_dir(passthrough)
+    runs_dir = options.runs_dir or Path("runs") / f"cv-{Path(configs[0]).stem}"
     try:
         table = cross_validate(passthrough, runs_dir, options.folds, options.overwrite, options.digits)
     except ValueError as error:

@@ -1,36 +1,39 @@
-"""Faces of a user's photo, aligned as in preprocessing, for ``exprgan recognize`` and ``exprgan transfer``.
+"""Faces of a user's photos, aligned as in preprocessing, for ``exprgan recognize`` and ``exprgan transfer``.
 
-:func:`find_faces` detects every face with a landmark backend, drops detections below a
+:class:`FaceFinder` detects every face with a landmark backend, drops detections below a
 confidence threshold and aligns the rest exactly as ``exprgan preprocess`` does (same
 canonical eye and mouth positions, same warp) at the model's image size.
-:func:`paste_face` puts an aligned crop back into the photo (the inverse warp, blended with
-a soft elliptical mask). :func:`add_face_arguments` / :func:`device_and_backend` give both
-tools the backend options of ``exprgan preprocess`` (:mod:`exprgan.preprocessing.options`).
+:func:`paste_face` puts an aligned crop back into its photo (the inverse warp, blended with
+a soft elliptical mask). :func:`photo_tool_parser` and :func:`open_model_and_faces` give both
+tools ``--ckpt``, ``--device``, ``--min-score`` and the backend options of ``exprgan preprocess``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from exprgan.cache import read_image
+from exprgan.datamodules.base import to_tensor
+from exprgan.joint import JointExprGAN
 from exprgan.preprocessing.align import CanonicalFace, align_face
-from exprgan.preprocessing.backends import BackendSpec
-from exprgan.preprocessing.landmarks import LandmarkBackend
+from exprgan.preprocessing.landmarks import BackendUnavailableError, LandmarkBackend
 from exprgan.preprocessing.options import BACKENDS_HELP, add_backend_arguments, backend_spec
 from exprgan.preprocessing.run import detect_faces
-
-if TYPE_CHECKING:
-    from exprgan.joint import JointExprGAN
+from exprgan.tools.checkpoints import load_model
 
 # detection scores are on each backend's own scale: dlib's HOG margin (a clear frontal face
 # scores about 1, weak false hits 0-0.3), S3FD's probability (faces above 0.99)
 DEFAULT_MIN_SCORE: dict[str, float] = {"dlib": 0.5, "face_alignment": 0.9}
+# what a photo tool reports in one line: a missing or unreadable file (OSError: also a missing
+# checkpoint or backend weights), a bad checkpoint, label or photo without a face (ValueError)
+PHOTO_ERRORS = (OSError, ValueError, BackendUnavailableError)
 
 
 class NoFaceError(ValueError):
@@ -38,10 +41,10 @@ class NoFaceError(ValueError):
 
     def __init__(self, path: str | os.PathLike[str], min_score: float, below: int = 0) -> None:
         self.path = Path(path)
-        detail = (
-            f" ({below} weaker detection(s) below the minimum score {min_score:g}: see --min-score)" if below else ""
+        self.reason = "no face found" + (
+            f" ({below} below the minimum score {min_score:g}: see --min-score)" if below else ""
         )
-        super().__init__(f"{self.path}: no face found{detail}")
+        super().__init__(f"{self.path}: {self.reason}")
 
 
 @dataclass(frozen=True)
@@ -61,47 +64,58 @@ class AlignedFace:
     matrix: np.ndarray
 
 
-def default_min_score(backend: str) -> float:
-    """The default detection threshold of a backend (0 for one exprgan does not know)."""
-    return DEFAULT_MIN_SCORE.get(backend, 0.0)
-
-
-def find_faces(
-    image: np.ndarray,
-    backend: LandmarkBackend,
-    size: int,
-    min_score: float = 0.0,
-    canonical: CanonicalFace | None = None,
-    border: str = "constant",
-    detect_max_side: int | None = None,
-) -> tuple[list[AlignedFace], int]:
-    """Every face of ``image`` scoring at least ``min_score``, aligned, most confident first.
+@dataclass(frozen=True)
+class FaceFinder:
+    """Finds the faces of photos and aligns them as ``exprgan preprocess`` does.
 
     Args:
-        image: ``uint8 [H, W, 3]`` RGB photo.
         backend: the landmark backend (see :mod:`exprgan.preprocessing`).
         size: side of the aligned crops (the model's ``image_size``).
         min_score: detections scoring below this are dropped (the scale is the backend's).
-        canonical: where eyes and mouth go (default :class:`CanonicalFace`, as in preprocessing).
         border: fill where a crop leaves the photo (``constant``: black, as in preprocessing).
         detect_max_side: detect on a copy of a larger photo reduced to this longest side.
-
-    Returns:
-        The kept faces and the number of detections dropped below ``min_score``.
+        canonical: where eyes and mouth go (default :class:`CanonicalFace`, as in preprocessing).
     """
-    detections = detect_faces(backend, image, detect_max_side)
-    kept = [detection for detection in detections if detection.score >= min_score]
-    faces = []
-    for detection in kept:
-        crop, matrix = align_face(image, detection.landmarks, size, canonical, border)
-        faces.append(AlignedFace(crop=crop, box=detection.box, score=detection.score, matrix=matrix))
-    return faces, len(detections) - len(kept)
+
+    backend: LandmarkBackend
+    size: int
+    min_score: float = 0.0
+    border: str = "constant"
+    detect_max_side: int | None = None
+    canonical: CanonicalFace | None = None
+
+    def align(self, image: np.ndarray, path: str | os.PathLike[str] = "image") -> list[AlignedFace]:
+        """Every face of ``image`` (``uint8 [H, W, 3]`` RGB, the photo ``path``) scoring at least ``min_score``.
+
+        Returns:
+            The faces, aligned, most confident first.
+
+        Raises:
+            NoFaceError: no face scores at least ``min_score``.
+        """
+        detections = detect_faces(self.backend, image, self.detect_max_side)
+        kept = [detection for detection in detections if detection.score >= self.min_score]
+        if not kept:
+            raise NoFaceError(path, self.min_score, len(detections))
+        faces = []
+        for detection in kept:
+            crop, matrix = align_face(image, detection.landmarks, self.size, self.canonical, self.border)
+            faces.append(AlignedFace(crop=crop, box=detection.box, score=detection.score, matrix=matrix))
+        return faces
+
+    def most_confident(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, AlignedFace]:
+        """The photo ``path`` and its most confident face.
+
+        Raises:
+            BadImageError: the photo cannot be read.
+            NoFaceError: no face scores at least ``min_score``; the message names the file.
+        """
+        image = read_image(path)
+        return image, self.align(image, path)[0]
 
 
-def crops_to_tensor(crops: list[np.ndarray]) -> torch.Tensor:
+def crops_to_tensor(crops: Sequence[np.ndarray]) -> torch.Tensor:
     """``uint8 [S, S, 3]`` crops -> ``float [N, 3, S, S]`` in ``[-1, 1]``, the model's input."""
-    from exprgan.datamodules.base import to_tensor
-
     return torch.stack([to_tensor(crop) for crop in crops])
 
 
@@ -145,62 +159,57 @@ def paste_face(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray) -> np.nd
     return np.clip(blended.round(), 0, 255).astype(np.uint8)
 
 
-# --- the options both tools share: preprocessing's backend options, --device and --min-score ----
+# --- what both tools share: --ckpt, --device, --min-score and preprocessing's backend options ---
 FACE_OPTIONS_HELP = (
-    BACKENDS_HELP
-    + """
-Detection scores are on each backend's own scale: face_alignment's are probabilities (default
---min-score 0.9), dlib's are HOG margins (a clear face about 1; default --min-score 0.5).
-Use the backend the model's training crops were made with: the alignment is the same, the
-landmarks differ a little."""
+    BACKENDS_HELP + "\n\nUse the backend the model's training crops were made with (landmarks differ a little)."
 )
 
 
-def add_face_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--device``, ``--min-score`` and the backend options of ``exprgan preprocess``."""
+def photo_tool_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """A parser with ``--ckpt``, ``--device``, ``--min-score`` and the backend options of ``exprgan preprocess``.
+
+    Args:
+        prog: the command, e.g. ``"exprgan recognize"``.
+        description: its help, printed as written (the tool module's docstring).
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=FACE_OPTIONS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--ckpt", type=Path, required=True, metavar="CKPT", help="a trained exprgan checkpoint")
     parser.add_argument(
         "--device",
         help="cpu, cuda, cuda:1, ... for the model and the face_alignment backend (default: cuda when available)",
     )
-    add_backend_arguments(parser, device=False)
+    defaults = ", ".join(f"{name} {score:g}" for name, score in DEFAULT_MIN_SCORE.items())
     parser.add_argument(
         "--min-score",
         type=float,
         metavar="S",
-        help="drop face detections scoring below S, on the backend's scale "
-        f"(default: {', '.join(f'{k} {v:g}' for k, v in DEFAULT_MIN_SCORE.items())}, 0 for others)",
+        help="drop face detections scoring below S, on the backend's scale: face_alignment's are probabilities, "
+        f"dlib's HOG margins, a clear face about 1 (default: {defaults}, 0 for others)",
     )
+    add_backend_arguments(parser, device=False)
+    return parser
 
 
-def device_and_backend(options: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[str, BackendSpec]:
-    """``--device`` (default: cuda when available) and the backend the options ask for, run on that device.
+def open_model_and_faces(
+    options: argparse.Namespace, parser: argparse.ArgumentParser
+) -> tuple[JointExprGAN, FaceFinder]:
+    """The ``--ckpt`` model on ``--device`` and a :class:`FaceFinder` of the options' backend at its image size.
 
-    Another backend's option or an unknown backend is a usage error (see
-    :func:`~exprgan.preprocessing.options.backend_spec`).
-    """
-    device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return device, backend_spec(options, parser, device)
-
-
-def open_checkpoint(checkpoint: str | os.PathLike[str], device: str) -> JointExprGAN:
-    """:func:`~exprgan.tools.checkpoints.load_model`, with any failure a one-line error naming the file.
+    An unknown backend or another backend's option is a usage error (exit status 2) before
+    anything is loaded (see :func:`~exprgan.preprocessing.options.backend_spec`).
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not a loadable exprgan checkpoint (truncated, another model's, ...).
+        FileNotFoundError, ValueError: no such checkpoint, or not a loadable one.
+        BackendUnavailableError, BackendWeightsError: the backend's package or weights are missing.
     """
-    from exprgan.tools.checkpoints import load_model
-
-    try:
-        return load_model(checkpoint, device)
-    except FileNotFoundError:
-        raise
-    except Exception as error:  # a truncated or foreign file: say which, without a traceback
-        raise ValueError(
-            f"{checkpoint}: not a loadable exprgan checkpoint ({type(error).__name__}: {error})"
-        ) from error
-
-
-def min_score_from_options(options: argparse.Namespace) -> float:
-    """``--min-score``, or the backend's default."""
-    return default_min_score(options.backend) if options.min_score is None else float(options.min_score)
+    device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    spec = backend_spec(options, parser, device)
+    model = load_model(options.ckpt, device)
+    min_score = DEFAULT_MIN_SCORE.get(options.backend, 0.0) if options.min_score is None else options.min_score
+    size = int(model.hparams.image_size)
+    return model, FaceFinder(spec.build(), size, min_score, options.border, options.detect_max_side)

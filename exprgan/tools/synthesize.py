@@ -1,62 +1,59 @@
-"""``exprgan synthesize``: every training image transferred to K other expressions (paper Fig. 12).
+"""exprgan synthesize: every training image transferred to K other expressions (paper Fig. 12).
 
-For training image ``i`` (label ``y``) the other ``n - 1`` expressions are put in a seeded
-random order (``numpy.random.default_rng([seed, i])``); the first ``K`` of them are its
-targets (``K = n - 1`` gives the paper's ``6N`` on 7 classes). For target ``e`` the
-reference face is a seeded random training image of ``e`` (``default_rng([seed, i, e])``),
-and the written image is ``G``'s transfer of ``e`` onto image ``i``. Neither choice depends
-on ``K``: the first ``k`` transfers of a ``K``-run are exactly a ``k``-run, so one ``6N``
-folder serves every ``kN`` of Fig. 12 (:class:`~exprgan.datamodules.synthesized.SynthesizedDataModule`
-reads its first ``k`` per image).
+For training image i (label y) the other n - 1 expressions are put in a seeded random order
+(numpy.random.default_rng([seed, i])); the first K of them are its targets (K = n - 1 gives
+the paper's 6N on 7 classes). For target e the reference face is a seeded random training
+image of e (default_rng([seed, i, e])), and the written image is G's transfer of e onto
+image i. Neither choice depends on K: the first k transfers of a K-run are exactly a k-run,
+so one 6N folder serves every kN of Fig. 12: train on originals + kN with
+exprgan.datamodules.SynthesizedDataModule (per_image: k), which reads the first k per image.
+Any --data.* option of `exprgan fit` overrides the config's data section.
 
-Output folder::
+Output folder:
+  OUT/synthesis.json   checkpoint, seed, K, number and class names of the training images
+  OUT/index.csv        one row per transfer: path (relative to OUT), label, label_name, source
+                       (training row), source_label, source_label_name, source_path (when the
+                       data set has files), rank (0..K-1), reference (training row)
+  OUT/images/SSS/IIIIII_to{e}.png
 
-    OUT/synthesis.json      checkpoint, seed, K, number and class names of the training images
-    OUT/index.csv           one row per transfer: path (relative to OUT), label, label_name,
-                            source (training row), source_label, source_label_name,
-                            source_path (when the data set has files), rank (0..K-1), reference
-    OUT/images/SSS/IIIIII_to{e}.png
-
-Sources are the training images *without* augmentation. Resumable: images already there are
+Sources are the training images without augmentation. Resumable: images already there are
 skipped; every file is written under a temporary name and renamed, so an interrupted run
-leaves no half-written PNG; ``index.csv`` is written last.
+leaves no half-written PNG; index.csv is written last.
+
+example:
+  exprgan synthesize --ckpt runs/rafdb/checkpoints/last.ckpt --config experiments/rafdb.yaml \\
+      --data.root /data/RAF-DB --per-image 6 --out synth/rafdb
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
+import io
 import json
 import os
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
+from jsonargparse import ArgumentError
+from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
-from exprgan.datamodules.base import PairDataModule, to_tensor
+from exprgan.cache import write_bytes_atomic, write_text_atomic
+from exprgan.datamodules.base import PairDataModule
 from exprgan.datamodules.pairs import class_members
-from exprgan.evaluation.fid import to_uint8
+from exprgan.joint import JointExprGAN
+from exprgan.tools.checkpoints import load_model
+from exprgan.tools.data_config import load_datamodule
 
 INDEX_FILE = "index.csv"
 META_FILE = "synthesis.json"
-INDEX_COLUMNS = (
-    "path",
-    "label",
-    "label_name",
-    "source",
-    "source_label",
-    "source_label_name",
-    "source_path",
-    "rank",
-    "reference",
-)
+INDEX_COLUMNS = tuple("path label label_name source source_label source_label_name source_path rank reference".split())
+# what must match for a run to add to a folder: the same training set, seed and checkpoint
+SAME_SYNTHESIS = ("seed", "num_train", "labels_digest", "class_names", "image_size", "checkpoint_sha256")
 
 
 def synthesis_plan(
@@ -84,86 +81,16 @@ def synthesis_plan(
     members = class_members(labels, num_expressions, names)
     rows = []
     for source, label in enumerate(int(y) for y in labels):
-        others = [e for e in range(num_expressions) if e != label]
-        order = np.random.default_rng([seed, source]).permutation(others)
+        order = np.random.default_rng([seed, source]).permutation([e for e in range(num_expressions) if e != label])
         for rank, target in enumerate(int(e) for e in order[:per_image]):
-            reference = int(
-                members[target][np.random.default_rng([seed, source, target]).integers(len(members[target]))]
-            )
-            rows.append(
-                {
-                    "path": f"images/{source // 1000:03d}/{source:06d}_to{target}.png",
-                    "label": target,
-                    "label_name": names[target],
-                    "source": source,
-                    "source_label": label,
-                    "source_label_name": names[label],
-                    "source_path": "",
-                    "rank": rank,
-                    "reference": reference,
-                }
-            )
+            candidates = members[target]
+            reference = int(candidates[np.random.default_rng([seed, source, target]).integers(len(candidates))])
+            path = f"images/{source // 1000:03d}/{source:06d}_to{target}.png"
+            rows.append((path, target, names[target], source, label, names[label], "", rank, reference))
     return pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
 
 
-def plain_train_images(datamodule: PairDataModule) -> Callable[[int], torch.Tensor]:
-    """``index -> [3, H, W]`` training image in ``[-1, 1]`` *without* augmentation.
-
-    For the on-disk data sets the training split's transform is dropped (on a copy); the
-    demo data is never augmented.
-    """
-    split = getattr(datamodule, "split", None)
-    if callable(split):
-        dataset = split("train")
-        if getattr(dataset, "transform", None) is not None and hasattr(dataset, "image"):
-            plain = copy.copy(dataset)
-            plain.transform = None
-            return lambda index: to_tensor(plain.image(index))
-    return datamodule.load_train_image
-
-
-def _source_paths(datamodule: PairDataModule, count: int) -> list[str]:
-    split_frame = getattr(datamodule, "split_frame", None)
-    if callable(split_frame):
-        frame = split_frame("train")
-        if "path" in frame and len(frame) == count:
-            return [str(p) for p in frame["path"]]
-    return [""] * count
-
-
-def labels_digest(labels: Sequence[int]) -> str:
-    """A short hash of a label list: tells whether a folder was synthesised from this training set."""
-    return hashlib.sha256(np.asarray(labels, dtype=np.int64).tobytes()).hexdigest()[:16]
-
-
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _check_meta(out: Path, meta: dict[str, Any]) -> None:
-    path = out / META_FILE
-    if not path.is_file():
-        return
-    old = json.loads(path.read_text())
-    for key in ("seed", "num_train", "labels_digest", "class_names", "image_size"):
-        if old.get(key) != meta[key]:
-            raise ValueError(
-                f"{out} holds a synthesis with another {key} ({old.get(key)!r}, now {meta[key]!r}): "
-                "use another --out folder (or delete this one)"
-            )
-    if old.get("checkpoint_sha256") != meta["checkpoint_sha256"]:
-        raise ValueError(f"{out} was synthesised by another checkpoint ({old.get('checkpoint')}): use another --out")
-
-
-def _file_digest(path: str | os.PathLike[str] | None) -> str | None:
-    if path is None:
-        return None
+def _sha256(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
@@ -173,26 +100,24 @@ def _file_digest(path: str | os.PathLike[str] | None) -> str | None:
 
 @torch.no_grad()
 def synthesize(
-    model: Any,
+    model: JointExprGAN,
     datamodule: PairDataModule,
     out: str | os.PathLike[str],
     per_image: int,
     seed: int = 0,
     batch_size: int = 32,
-    device: str | torch.device = "cpu",
     checkpoint: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, int]:
     """Write the transfers of every training image to ``per_image`` other expressions.
 
     Args:
-        model: a :class:`~exprgan.joint.JointExprGAN` in eval mode on ``device``.
-        datamodule: the training data (``setup("fit")`` is called here).
+        model: a :class:`~exprgan.joint.JointExprGAN` in eval mode.
+        datamodule: the training data, not set up yet (its augmentation is switched off here).
         out: output folder (see the module docstring); existing images are kept.
         per_image: ``K`` transfers per image, ``0 .. n - 1``.
         seed: seed of the targets and references.
         batch_size: transfers per generator call.
-        device: where the generator runs.
         checkpoint: the model's checkpoint file, recorded (with its hash) in ``synthesis.json``.
         progress: show a progress bar.
 
@@ -203,54 +128,61 @@ def synthesize(
         ValueError: the model does not match the data, or ``out`` holds another synthesis.
     """
     out = Path(out)
+    if getattr(datamodule, "augmentation", None) is not None:
+        datamodule.augmentation = None  # the sources are the training images as they are
     datamodule.setup("fit")
     labels = [int(y) for y in datamodule.train_labels()]
     class_names = list(datamodule.class_names)
-    n = len(class_names)
     image_size = int(getattr(datamodule, "image_size", model.hparams.image_size))
-    if model.hparams.num_expressions != n:
-        raise ValueError(f"the model has {model.hparams.num_expressions} expressions, the data {n} ({class_names})")
+    if model.hparams.num_expressions != len(class_names):
+        raise ValueError(
+            f"the model has {model.hparams.num_expressions} expressions, the data {len(class_names)} ({class_names})"
+        )
     if model.hparams.image_size != image_size:
         raise ValueError(
             f"the model was trained on {model.hparams.image_size} px images, the data gives {image_size} px "
             "(set --data.init_args.image_size)"
         )
-    plan = synthesis_plan(labels, n, per_image, seed, class_names)
-    sources = _source_paths(datamodule, len(labels))
-    plan["source_path"] = [sources[s] for s in plan["source"]]
+    plan = synthesis_plan(labels, len(class_names), per_image, seed, class_names)
+    frame = datamodule.split_frame("train") if hasattr(datamodule, "split_frame") else {}
+    if "path" in frame:  # a data set of files
+        plan["source_path"] = frame["path"].astype(str).to_numpy()[plan["source"].to_numpy(dtype=int)]
     meta = {
         "checkpoint": None if checkpoint is None else str(checkpoint),
-        "checkpoint_sha256": _file_digest(checkpoint),
+        "checkpoint_sha256": None if checkpoint is None else _sha256(checkpoint),
         "seed": seed,
         "per_image": per_image,
         "num_train": len(labels),
-        "labels_digest": labels_digest(labels),
+        "labels_digest": hashlib.sha256(np.asarray(labels, dtype=np.int64).tobytes()).hexdigest()[:16],
         "class_names": class_names,
         "image_size": image_size,
         "data": type(datamodule).__name__,
     }
-    _check_meta(out, meta)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / META_FILE, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
+    if (out / META_FILE).is_file():
+        old = json.loads((out / META_FILE).read_text())
+        for key in SAME_SYNTHESIS:
+            if old.get(key) != meta[key]:
+                raise ValueError(
+                    f"{out} holds a synthesis with another {key} ({old.get(key)!r}, now {meta[key]!r}): "
+                    "use another --out folder (or delete this one)"
+                )
+    write_text_atomic(out / META_FILE, json.dumps(meta, indent=2) + "\n")
 
-    load = plain_train_images(datamodule)
+    load, device = datamodule.load_train_image, next(model.parameters()).device
     pending = plan[[not (out / path).is_file() for path in plan["path"]]]
-    written = 0
     with tqdm(total=len(pending), desc="synthesizing", unit="img", disable=not progress) as bar:
         for start in range(0, len(pending), batch_size):
             rows = pending.iloc[start : start + batch_size]
             identity = torch.stack([load(int(s)) for s in rows["source"]]).to(device)
             reference = torch.stack([load(int(r)) for r in rows["reference"]]).to(device)
-            source_labels = torch.tensor(rows["source_label"].tolist(), device=device)
-            target_labels = torch.tensor(rows["label"].tolist(), device=device)
-            images = to_uint8(model.transfer(identity, reference, source_labels, target_labels)).cpu()
-            for path, image in zip(rows["path"], images):
-                pixels = image.permute(1, 2, 0).numpy()  # [H, W, 3] uint8
-                _write_atomic(out / path, lambda p, px=pixels: Image.fromarray(px).save(p, format="PNG"))
-                written += 1
+            labels_a, labels_b = (torch.tensor(rows[c].tolist(), device=device) for c in ("source_label", "label"))
+            for path, image in zip(rows["path"], model.transfer(identity, reference, labels_a, labels_b)):
+                png = io.BytesIO()
+                save_image(image * 0.5 + 0.5, png, format="PNG")  # [-1, 1] -> [0, 1] -> uint8
+                write_bytes_atomic(out / path, png.getvalue())
             bar.update(len(rows))
-    _write_atomic(out / INDEX_FILE, lambda p: plan.to_csv(p, index=False))
-    return plan, written
+    write_text_atomic(out / INDEX_FILE, plan.to_csv(index=False))
+    return plan, len(pending)
 
 
 def synthesize_main(args: Sequence[str]) -> None:
@@ -258,17 +190,8 @@ def synthesize_main(args: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(
         prog="exprgan synthesize",
         usage="exprgan synthesize --ckpt CKPT --config FILE [--data.* VALUE ...] --per-image K --out DIR [options]",
-        description=(
-            "Write, for every training image of the config's data set, G's transfers to K other expressions "
-            "(a seeded random order of the n - 1 others; each reference a seeded random training face of the "
-            "target expression) as PNGs, with OUT/index.csv (path, label, label_name, source row, source label, "
-            "...) and OUT/synthesis.json. K = n - 1 gives the paper's 6N (Fig. 12); the first k of every image "
-            "are a k-run, so train on originals + kN with exprgan.datamodules.synthesized.SynthesizedDataModule "
-            "(per_image: k). Resumable: existing images are skipped. Any --data.* option of `exprgan fit` "
-            "overrides the config's data section."
-        ),
-        epilog="example: exprgan synthesize --ckpt runs/rafdb/checkpoints/last.ckpt --config experiments/rafdb.yaml "
-        "--data.root /data/RAF-DB --per-image 6 --out synth/rafdb",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     parser.add_argument("--ckpt", required=True, help="a trained exprgan checkpoint")
@@ -282,15 +205,9 @@ def synthesize_main(args: Sequence[str]) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     options, data_overrides = parser.parse_known_args(args)
-
-    from jsonargparse import ArgumentError
-
-    from exprgan.tools.checkpoints import load_model
-    from exprgan.tools.data_config import load_datamodule
-
     try:
         datamodule = load_datamodule(options.config, data_overrides)
-    except (ValueError, ArgumentError) as error:
+    except (OSError, ValueError, ArgumentError) as error:
         parser.error(str(error))
     try:
         model = load_model(options.ckpt, options.device)
@@ -301,16 +218,13 @@ def synthesize_main(args: Sequence[str]) -> None:
             options.per_image,
             seed=options.seed,
             batch_size=options.batch_size,
-            device=options.device,
             checkpoint=options.ckpt,
             progress=not options.no_progress,
         )
-    except (FileNotFoundError, ValueError) as error:
-        # a missing checkpoint, a model that does not fit the data, another synthesis in --out
-        print(f"exprgan synthesize: {type(error).__name__}: {error}", file=sys.stderr)
-        raise SystemExit(1) from error
+    except (OSError, ValueError) as error:  # a bad checkpoint, a model that does not fit the data, another synthesis
+        parser.exit(1, f"{parser.prog}: {error}\n")
     print(
         f"exprgan synthesize: {len(index)} transfers of {len(datamodule.train_labels())} training images in "
-        f"{options.out} "
-        f"({written} written now, {len(index) - written} already there); index {Path(options.out) / INDEX_FILE}"
+        f"{options.out} ({written} written now, {len(index) - written} already there); "
+        f"index {Path(options.out) / INDEX_FILE}"
     )

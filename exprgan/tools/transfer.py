@@ -1,34 +1,5 @@
-"""``exprgan transfer``: put the expression of reference faces on an identity's face.
+"""exprgan transfer: put the expression of the face in each --reference photo on the --identity's face.
 
-Plain functions: :func:`load_face` (the most confident face of a photo, aligned),
-:func:`label_index` (a class name to its index), :func:`transfer_faces` (the model's
-transfer on aligned crops), :func:`transfer_grid` (the Fig. 8/9-like grid) and
-:func:`~exprgan.tools.faces.paste_face` (a crop back into its photo).
-:func:`transfer_main` is the command.
-"""
-
-from __future__ import annotations
-
-import argparse
-import os
-import sys
-import warnings
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
-
-import numpy as np
-import torch
-
-from exprgan.tools.faces import AlignedFace, NoFaceError, crops_to_tensor, find_faces, to_uint8
-
-if TYPE_CHECKING:
-    from exprgan.joint import JointExprGAN
-    from exprgan.preprocessing.align import CanonicalFace
-    from exprgan.preprocessing.landmarks import LandmarkBackend
-
-DESCRIPTION = """\
-Put the expression of the face in each --reference photo on the face of the --identity photo.
 Both faces are found and aligned exactly as `exprgan preprocess` does (the most confident face
 of each photo), at the checkpoint's image size. Each face's expression label is predicted by
 the model's classifier unless --identity-label / --reference-label name it.
@@ -44,13 +15,34 @@ Output (OUT's extension sets the format):
                             under each reference, the identity with that reference's expression
 
 When identity and reference already share an expression there is nothing to swap: the output
-is the model's reconstruction of the identity face, and a note says so."""
+is the model's reconstruction of the identity face, and a note says so.
 
-EXAMPLES = """\
 examples:
   exprgan transfer --identity me.jpg --reference smile.jpg --ckpt model.ckpt --out me_smiling.png
   exprgan transfer --identity me.jpg --reference a.jpg --reference b.jpg --reference c.jpg \\
-      --ckpt model.ckpt --out grid.png --identity-label neutral"""
+      --ckpt model.ckpt --out grid.png --identity-label neutral
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+from exprgan.joint import JointExprGAN
+from exprgan.tools.faces import (
+    PHOTO_ERRORS,
+    crops_to_tensor,
+    open_model_and_faces,
+    paste_face,
+    photo_tool_parser,
+    to_uint8,
+)
 
 
 def label_index(label: str | int, class_names: Sequence[str]) -> int:
@@ -59,45 +51,16 @@ def label_index(label: str | int, class_names: Sequence[str]) -> int:
     Raises:
         ValueError: no such class; the message lists the valid names.
     """
-    names = [str(name) for name in class_names]
+    names = [str(name).lower() for name in class_names]
     text = str(label).strip()
-    lowered = [name.lower() for name in names]
-    if text.lower() in lowered:
-        return lowered.index(text.lower())
+    if text.lower() in names:
+        return names.index(text.lower())
     if text.isdigit() and int(text) < len(names):
         return int(text)
     raise ValueError(
-        f"unknown expression {text!r}: the model's expressions are {', '.join(names)} (or 0-{len(names) - 1})"
+        f"unknown expression {text!r}: the model's expressions are {', '.join(map(str, class_names))} "
+        f"(or 0-{len(names) - 1})"
     )
-
-
-def load_face(
-    path: str | os.PathLike[str],
-    backend: LandmarkBackend,
-    size: int,
-    min_score: float = 0.0,
-    canonical: CanonicalFace | None = None,
-    border: str = "constant",
-    detect_max_side: int | None = None,
-) -> tuple[np.ndarray, AlignedFace]:
-    """A photo and its most confident face, aligned at ``size``.
-
-    Args:
-        path: the photo.
-        backend, size, min_score, canonical, border, detect_max_side: see
-            :func:`~exprgan.tools.faces.find_faces`.
-
-    Raises:
-        BadImageError: the photo cannot be read.
-        NoFaceError: no face scores at least ``min_score``; the message names the file.
-    """
-    from exprgan.datamodules.io import read_image
-
-    image = read_image(path)
-    faces, below = find_faces(image, backend, size, min_score, canonical, border, detect_max_side)
-    if not faces:
-        raise NoFaceError(path, min_score, below)
-    return image, faces[0]
 
 
 @torch.no_grad()
@@ -106,7 +69,7 @@ def transfer_faces(
     identity: np.ndarray,
     references: Sequence[np.ndarray],
     identity_label: int | None = None,
-    reference_labels: Sequence[int | None] | None = None,
+    reference_labels: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, int, list[int]]:
     """The aligned ``identity`` face with the expression of each aligned reference face.
 
@@ -118,32 +81,26 @@ def transfer_faces(
         identity: ``uint8 [S, S, 3]`` aligned identity face (``S`` the model's image size).
         references: ``uint8 [S, S, 3]`` aligned reference faces.
         identity_label: the identity's expression index, or None to predict it.
-        reference_labels: one index (or None to predict) per reference, or None to predict all.
+        reference_labels: one index per reference, or None to predict them.
 
     Returns:
         ``uint8 [R, S, S, 3]`` transfers, the identity's label and the references' labels.
     """
-    if not references:
-        raise ValueError("transfer_faces needs at least one reference face")
-    device = next(model.parameters()).device
-    identity_images = crops_to_tensor([identity]).to(device)  # [1, 3, S, S]
-    reference_images = crops_to_tensor(list(references)).to(device)  # [R, 3, S, S]
-    given = list(reference_labels) if reference_labels is not None else [None] * len(references)
-    if len(given) != len(references):
-        raise ValueError(f"{len(given)} reference labels for {len(references)} references")
-    if identity_label is None:
-        identity_label = int(model.predict_expressions(identity_images).argmax(1)[0])
-    if any(label is None for label in given):
-        predicted = model.predict_expressions(reference_images).argmax(1).tolist()
-        given = [int(p) if label is None else int(label) for label, p in zip(given, predicted)]
-    labels = [int(label) for label in given]
+    if not references or (reference_labels is not None and len(reference_labels) != len(references)):
+        raise ValueError(
+            f"need one or more references and as many labels, got {len(references)} and {reference_labels}"
+        )
+    images = crops_to_tensor([identity, *references]).to(next(model.parameters()).device)  # [1 + R, 3, S, S]
+    predicted = model.classify(images).argmax(1).tolist()
+    identity_label = predicted[0] if identity_label is None else int(identity_label)
+    labels = predicted[1:] if reference_labels is None else [int(label) for label in reference_labels]
     outputs = model.transfer(
-        identity_images.expand(len(references), -1, -1, -1),
-        reference_images,
-        torch.full((len(references),), int(identity_label), device=device, dtype=torch.long),
-        torch.tensor(labels, device=device, dtype=torch.long),
+        images[:1].expand(len(references), -1, -1, -1),
+        images[1:],
+        torch.full((len(references),), identity_label, device=images.device),
+        torch.tensor(labels, device=images.device),
     )
-    return to_uint8(outputs), int(identity_label), labels
+    return to_uint8(outputs), identity_label, labels
 
 
 def transfer_grid(
@@ -163,27 +120,18 @@ def transfer_grid(
     Returns:
         ``uint8 [2 S + 3 padding, (R + 1) S + (R + 2) padding, 3]``.
     """
-    from torchvision.utils import make_grid
-
     if len(references) != len(transfers) or not references:
         raise ValueError(f"need as many transfers as references (>= 1), got {len(transfers)} and {len(references)}")
-    blank = np.full_like(identity, 255)
-    cells = [blank, *references, identity, *transfers]
-    images = torch.stack([torch.from_numpy(np.ascontiguousarray(cell)).permute(2, 0, 1) for cell in cells]).float()
-    grid = make_grid(images / 255.0, nrow=len(references) + 1, padding=padding, pad_value=1.0)  # [3, h, w]
-    return (grid * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``exprgan transfer``."""
-    from exprgan.tools.faces import FACE_OPTIONS_HELP, add_face_arguments
-
-    parser = argparse.ArgumentParser(
-        prog="exprgan transfer",
-        description=DESCRIPTION,
-        epilog=EXAMPLES + "\n\n" + FACE_OPTIONS_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    cells = np.stack([np.full_like(identity, 255), *references, identity, *transfers])  # [2 (R + 1), S, S, 3]
+    grid = make_grid(
+        torch.from_numpy(cells).permute(0, 3, 1, 2), nrow=len(references) + 1, padding=padding, pad_value=255
     )
+    return grid.permute(1, 2, 0).numpy()
+
+
+def transfer_main(args: Sequence[str]) -> None:
+    """``exprgan transfer --identity A --reference B --ckpt CKPT --out OUT``: A's face with B's expression."""
+    parser = photo_tool_parser("exprgan transfer", __doc__)
     parser.add_argument("--identity", type=Path, required=True, metavar="PHOTO", help="the face to change")
     parser.add_argument(
         "--reference",
@@ -193,7 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PHOTO",
         help="the face whose expression to take; repeat for several (a grid)",
     )
-    parser.add_argument("--ckpt", type=Path, required=True, metavar="CKPT", help="a trained exprgan checkpoint")
     parser.add_argument("--out", type=Path, required=True, metavar="OUT", help="the image to write (e.g. out.png)")
     parser.add_argument(
         "--identity-label", metavar="NAME", help="the identity's expression (a class name or index; default: predicted)"
@@ -209,52 +156,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--crop-only", action="store_true", help="with one reference: write just the aligned face at the model's size"
     )
     output.add_argument("--grid", action="store_true", help="write the grid even with one reference")
-    add_face_arguments(parser)
-    return parser
-
-
-def transfer_main(args: Sequence[str]) -> None:
-    """``exprgan transfer --identity A --reference B --ckpt CKPT --out OUT``: A's face with B's expression."""
-    from PIL import Image
-
-    from exprgan.datamodules.io import BadImageError
-    from exprgan.preprocessing.landmarks import BackendUnavailableError, BackendWeightsError
-    from exprgan.tools.faces import device_and_backend, min_score_from_options, open_checkpoint, paste_face
-
-    parser = build_parser()
-    options = parser.parse_args(list(args))
+    options = parser.parse_args(args)
     references: list[Path] = options.reference
     if options.crop_only and len(references) > 1:
         parser.error("--crop-only writes one face: give one --reference (several write a grid)")
-    given_labels = options.reference_label or []
-    if len(given_labels) not in (0, 1, len(references)):
-        parser.error(f"{len(given_labels)} --reference-label for {len(references)} --reference: give 1 or one each")
-    device, spec = device_and_backend(options, parser)
+    given = options.reference_label or []
+    if len(given) not in (0, 1, len(references)):
+        parser.error(f"{len(given)} --reference-label for {len(references)} --reference: give 1 or one each")
     try:
-        model = open_checkpoint(options.ckpt, device)
-        identity_label = _given_label(options.identity_label, model.class_names)
-        # one label for every reference, one each, or none (all predicted)
-        reference_labels = [_given_label(label, model.class_names) for label in given_labels or [None]]
-        reference_labels *= len(references) // len(reference_labels)
-        backend = spec.build()
-        size = int(model.hparams.image_size)
-        face_options = {
-            "min_score": min_score_from_options(options),
-            "border": options.border,
-            "detect_max_side": options.detect_max_side,
-        }
-        photo, identity = load_face(options.identity, backend, size, **face_options)
-        faces = [load_face(path, backend, size, **face_options)[1] for path in references]
-    except (FileNotFoundError, ValueError, BadImageError, BackendUnavailableError, BackendWeightsError) as error:
-        _fail(str(error))  # NoFaceError and an unknown label are ValueErrors
+        model, finder = open_model_and_faces(options, parser)
+        names = model.class_names
+        identity_label = None if options.identity_label is None else label_index(options.identity_label, names)
+        reference_labels = [label_index(label, names) for label in given] or None  # None: predicted
+        if reference_labels is not None and len(reference_labels) == 1:
+            reference_labels *= len(references)  # one label for every reference
+        photo, identity = finder.most_confident(options.identity)
+        faces = [finder.most_confident(path)[1] for path in references]
+    except PHOTO_ERRORS as error:  # a photo without a face and an unknown label are ValueErrors
+        parser.exit(1, f"{parser.prog}: {error}\n")
 
+    crops = [face.crop for face in faces]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*already share an expression")  # said below, per reference
         transfers, identity_label, labels = transfer_faces(
-            model, identity.crop, [face.crop for face in faces], identity_label, reference_labels
+            model, identity.crop, crops, identity_label, reference_labels
         )
     if options.grid or len(references) > 1:
-        result, what = transfer_grid(identity.crop, [face.crop for face in faces], list(transfers)), "grid"
+        result, what = transfer_grid(identity.crop, crops, list(transfers)), "grid"
     elif options.crop_only:
         result, what = transfers[0], "aligned face"
     else:
@@ -263,24 +191,14 @@ def transfer_main(args: Sequence[str]) -> None:
         options.out.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(result).save(options.out)
     except (OSError, ValueError) as error:  # an unknown extension, an unwritable folder
-        _fail(f"cannot write {options.out}: {error}")
+        parser.exit(1, f"{parser.prog}: cannot write {options.out}: {error}\n")
 
-    names = model.class_names
     source = "given" if options.identity_label is not None else "predicted"
     lines = [f"identity {options.identity}: {names[identity_label]} ({source})"]
-    for index, (path, label) in enumerate(zip(references, labels)):
-        source = "given" if reference_labels[index] is not None else "predicted"
+    source = "given" if given else "predicted"
+    for path, label in zip(references, labels):
         note = ": the same expression, nothing to change (reconstruction)" if label == identity_label else ""
         lines.append(f"reference {path}: {names[label]} ({source}){note}")
     height, width = result.shape[:2]
     lines.append(f"wrote {options.out} ({width}x{height}, {what})")
     print("exprgan transfer: " + "\n  ".join(lines))
-
-
-def _given_label(label: str | None, class_names: Sequence[str]) -> int | None:
-    return None if label is None else label_index(label, class_names)
-
-
-def _fail(message: str) -> NoReturn:
-    print(f"exprgan transfer: {message}", file=sys.stderr)
-    raise SystemExit(1)
