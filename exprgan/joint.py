@@ -48,17 +48,29 @@ class BackboneFeatures:
     """The classifier backbone's features of one step, shared by the G and C phases.
 
     C is not updated between the two phases, so the backbone's output on the step's faces
-    is the same in both; it runs once (two calls: only the generated faces need an input
-    gradient). Each phase's backward pass reaches only its own network's parameters.
+    is the same in both: it runs once. Its graph reaches C's parameters only (the generated
+    faces enter it detached, as ``pixels``), so each phase's backward pass reaches only its
+    own network, as DDP requires; G's ``L_C`` reaches G's pixels through
+    :meth:`pixel_gradient`.
 
     Attributes:
         real: features of ``[I_a, I_b]``: ``[2N, C, H/32, W/32]``.
-        generated: features of ``[I_c, I_d]``, with the graph to G through the pixels; None
-            when C never reads generated faces (``synthesized_images=False``).
+        generated: features of ``[I_c, I_d]``, or None when C never reads generated faces
+            (``synthesized_images=False``).
+        pixels: the detached ``[I_c, I_d]`` they were computed from (a leaf that requires
+            grad when G's loss needs the pixel gradient).
     """
 
     real: torch.Tensor
-    generated: torch.Tensor | None
+    generated: torch.Tensor | None = None
+    pixels: torch.Tensor | None = None
+
+    def pixel_gradient(self, grad_generated: torch.Tensor) -> torch.Tensor:
+        """The backbone's vector-Jacobian product: a gradient on ``generated`` carried back to
+        ``pixels`` (input gradients only; the graph is kept for the C phase)."""
+        assert self.generated is not None and self.pixels is not None
+        (grad,) = torch.autograd.grad(self.generated, self.pixels, grad_generated, retain_graph=True)
+        return grad
 
 
 class JointExprGAN(pl.LightningModule):
@@ -227,8 +239,7 @@ class JointExprGAN(pl.LightningModule):
         features = self.backbone_features(batch, out)
         with self.toggled_optimizer(opt_g):
             g_loss, g_terms = self.generator_loss(batch, out, features)
-            # the graph is kept: the C phase back-propagates through the shared backbone features
-            self._update(opt_g, self.generator, g_loss, g_terms, step, retain_graph=True)
+            self._update(opt_g, self.generator, g_loss, g_terms, step)
         with self.toggled_optimizer(opt_c):
             c_loss, c_terms, logits = self.classifier_loss(batch, out, features, step)
             self._update(opt_c, self.classifier, c_loss, c_terms, step)
@@ -257,7 +268,9 @@ class JointExprGAN(pl.LightningModule):
         terms = {"d/adversarial": discriminator_loss(real_logits, [s[n_real : n_real + n_swap] for s in logits])}
         total = w.adversarial * terms["d/adversarial"]
         if out.interp_c is not None:
-            terms["d/interpolation"] = interpolation_loss([s[n_real + n_swap :] for s in logits], for_discriminator=True)
+            terms["d/interpolation"] = interpolation_loss(
+                [s[n_real + n_swap :] for s in logits], for_discriminator=True
+            )
             total = total + w.interpolation * terms["d/interpolation"]
         if r1_weight > 0:
             terms["d/r1"] = r1_penalty(real_logits, real)
@@ -291,20 +304,40 @@ class JointExprGAN(pl.LightningModule):
         if w.total_variation > 0:
             terms["g/tv"] = total_variation(torch.cat([out.image_c, out.image_d]))
             weighted.append((w.total_variation, "g/tv"))
+        total = sum(weight * terms[name] for weight, name in weighted)
         if w.classification > 0:
-            # L_C reaches G through the real faces' representation and the generated faces
-            uses_representation = self.classifier.uses_representation
-            real = [(features.real, torch.cat([out.code_a, out.code_b]), torch.cat([y_a, y_b]))]
-            parts = real if uses_representation else []
-            if features.generated is not None:
-                generated = torch.cat([out.image_c, out.image_d])
-                code = self.generator.encode(generated) if uses_representation else None
-                parts.append((features.generated, code, torch.cat([y_b, y_a])))
-            if parts:
-                terms["g/classification"] = classification_loss(*self._classify_parts(parts))
-                weighted.append((w.classification, "g/classification"))
-        terms["g/total"] = sum(weight * terms[name] for weight, name in weighted)
-        return terms["g/total"], terms
+            classification, through_pixels = self._generator_classification_loss(batch, out, features)
+            if classification is not None:
+                terms["g/classification"] = classification
+                total = total + w.classification * (classification + through_pixels)
+        terms["g/total"] = total
+        return total, terms
+
+    def _generator_classification_loss(
+        self, batch: Batch, out: GeneratorOutput, features: BackboneFeatures
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """G's ``L_C``: C on what reaches G, the real faces' codes and the generated faces.
+
+        Returns ``L_C`` (None when nothing reaches G) and a term of value 0 whose gradient
+        into G's pixels is ``L_C``'s through C's backbone: the shared backbone graph stays
+        C's alone (see :class:`BackboneFeatures`).
+        """
+        y_a, y_b = batch["label_a"], batch["label_b"]
+        uses_representation = self.classifier.uses_representation
+        parts = []
+        if uses_representation:
+            parts.append((features.real.detach(), torch.cat([out.code_a, out.code_b]), torch.cat([y_a, y_b])))
+        zero = torch.zeros((), device=out.image_c.device)
+        if features.generated is None:
+            return (classification_loss(*self._classify_parts(parts)) if parts else None), zero
+        generated = torch.cat([out.image_c, out.image_d])
+        code = self.generator.encode(generated) if uses_representation else None
+        generated_features = features.generated.detach().requires_grad_()  # the gradient stops here ...
+        parts.append((generated_features, code, torch.cat([y_b, y_a])))
+        loss = classification_loss(*self._classify_parts(parts))
+        (grad,) = torch.autograd.grad(loss, generated_features, retain_graph=True)
+        through_pixels = (generated * features.pixel_gradient(grad)).sum()  # ... and goes on from the pixels
+        return loss, through_pixels - through_pixels.detach()
 
     def classifier_loss(
         self, batch: Batch, out: GeneratorOutput, features: BackboneFeatures, step: int
@@ -327,11 +360,11 @@ class JointExprGAN(pl.LightningModule):
 
     def backbone_features(self, batch: Batch, out: GeneratorOutput) -> BackboneFeatures:
         """C's backbone on the step's real and (when C reads them) generated faces."""
-        generated = torch.cat([out.image_c, out.image_d]) if self.hparams.synthesized_images else None
-        return BackboneFeatures(
-            real=self.classifier.forward_features(torch.cat([batch["image_a"], batch["image_b"]])),
-            generated=self.classifier.forward_features(generated) if generated is not None else None,
-        )
+        real = self.classifier.forward_features(torch.cat([batch["image_a"], batch["image_b"]]))
+        if not self.hparams.synthesized_images:
+            return BackboneFeatures(real)
+        pixels = torch.cat([out.image_c, out.image_d]).detach().requires_grad_(self.weights.classification > 0)
+        return BackboneFeatures(real, self.classifier.forward_features(pixels), pixels)
 
     def _classify_parts(
         self, parts: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]
@@ -358,7 +391,6 @@ class JointExprGAN(pl.LightningModule):
         loss: torch.Tensor,
         terms: Terms,
         step: int,
-        retain_graph: bool = False,
     ) -> None:
         """Check every term is finite, back-propagate into ``network``'s parameters only, step."""
         values = torch.stack([t.detach().float() for t in terms.values()])
@@ -370,7 +402,7 @@ class JointExprGAN(pl.LightningModule):
             )
         optimizer.zero_grad(set_to_none=True)
         parameters = [p for p in network.parameters() if p.requires_grad]
-        self.manual_backward(loss, inputs=parameters, retain_graph=retain_graph)
+        self.manual_backward(loss, inputs=parameters)
         optimizer.step()
 
     def on_train_epoch_end(self) -> None:
@@ -483,7 +515,12 @@ class JointExprGAN(pl.LightningModule):
     # --- checkpoints: RNG states, so a resumed run draws the same dropout masks ----------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         _, keys, position, has_gauss, gauss = np.random.get_state()
-        numpy_state = {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": position, "has_gauss": has_gauss, "gauss": gauss}
+        numpy_state = {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": position,
+            "has_gauss": has_gauss,
+            "gauss": gauss,
+        }
         checkpoint["rng_states"] = {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from exprgan.losses import r1_penalty
 from exprgan.models import (
     ConditionalDiscriminator,
     Encoder,
@@ -14,7 +15,6 @@ from exprgan.models import (
     L2Norm,
     MultiScaleDiscriminator,
 )
-from exprgan.losses import r1_penalty
 from exprgan.models.l2norm import _L2Norm
 from tests.conftest import images
 

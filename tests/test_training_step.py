@@ -49,7 +49,9 @@ class LossRecorder(Callback):
 
 def _train(model: nn.Module, batches: int = 1) -> LossRecorder:
     recorder = LossRecorder()
-    tiny_trainer(max_steps=3 * batches, callbacks=[recorder]).fit(model, DataLoader(FixedBatches(batches), batch_size=None))
+    tiny_trainer(max_steps=3 * batches, callbacks=[recorder]).fit(
+        model, DataLoader(FixedBatches(batches), batch_size=None)
+    )
     return recorder
 
 
@@ -71,14 +73,16 @@ def test_the_shared_backbone_gives_the_classifiers_own_losses(representation: bo
 
     def recording_forward(*args, **kwargs):
         out = forward(*args, **kwargs)
-        seen.update(c=out.image_c.detach(), d=out.image_d.detach(), code_a=out.code_a.detach(), code_b=out.code_b.detach())
+        seen.update(
+            c=out.image_c.detach(), d=out.image_d.detach(), code_a=out.code_a.detach(), code_b=out.code_b.detach()
+        )
         return out
 
     model.generator.forward = recording_forward
     update = model._update
     expected: dict[str, float] = {}
 
-    def checking_update(optimizer, network, loss, terms, step, retain_graph=False):
+    def checking_update(optimizer, network, loss, terms, step):
         batch = FixedBatches(1).items[0]
         a, b, y_a, y_b = batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"]
         generated, generated_labels = torch.cat([seen["c"], seen["d"]]), torch.cat([y_b, y_a])
@@ -99,7 +103,7 @@ def test_the_shared_backbone_gives_the_classifiers_own_losses(representation: bo
                     [model.classifier(torch.cat([a, b]), real_code), model.classifier(generated, generated_code)]
                 )
                 expected["c/loss"] = F.cross_entropy(logits, torch.cat([y_a, y_b, generated_labels])).item()
-        update(optimizer, network, loss, terms, step, retain_graph)
+        update(optimizer, network, loss, terms, step)
 
     model._update = checking_update
     logged = _train(model).losses[0]
@@ -162,3 +166,43 @@ def test_transfer_decodes_the_forward_passs_image_c_or_the_reconstruction() -> N
     torch.testing.assert_close(transferred[swap], out.image_c, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(transferred[same], reconstruction, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(transferred[0], identity[0], atol=1e-3)  # the generator did change the images
+
+
+@pytest.mark.parametrize("representation", [True, False])
+def test_gs_classification_gradient_is_the_classifier_run_whole(representation: bool) -> None:
+    """With every other term weighted 0, G's gradient is ``d L_C / d G`` of the classifier run
+    whole on the faces (through the pixels and the codes): the shared backbone loses nothing."""
+    torch.manual_seed(0)
+    weights = dict(adversarial=0, interpolation=0, reconstruction=0, perceptual=0, pixel_sum=0, total_variation=0)
+    model = _without_dropout(
+        tiny_model(
+            loss_weights={**weights, "classification": 2.0}, expression_representation=representation, **PAPER_LIKE
+        )
+    )
+    batch = FixedBatches(1).items[0]
+    a, b, y_a, y_b = batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"]
+    parameters = [p for p in model.generator.parameters()]
+    out = model.generator(a, b, y_a, y_b)
+    generated = torch.cat([out.image_c, out.image_d])
+    logits = model.classifier(generated, model.generator.encode(generated) if representation else None)
+    labels = torch.cat([y_b, y_a])
+    if representation:
+        logits = torch.cat([model.classifier(torch.cat([a, b]), torch.cat([out.code_a, out.code_b])), logits])
+        labels = torch.cat([y_a, y_b, labels])
+    expected = torch.autograd.grad(2.0 * F.cross_entropy(logits, labels), parameters, allow_unused=True)
+
+    update, got = model._update, {}
+
+    def recording_update(optimizer, network, loss, terms, step):
+        update(optimizer, network, loss, terms, step)
+        if network is model.generator:
+            got.update({id(p): p.grad.clone() if p.grad is not None else None for p in parameters})
+
+    model._update = recording_update
+    _train(model)
+    assert any(g is not None and g.abs().sum() > 0 for g in expected)
+    for p, grad in zip(parameters, expected):
+        if grad is None:
+            assert got[id(p)] is None or not got[id(p)].any()
+        else:
+            torch.testing.assert_close(got[id(p)], grad, rtol=1e-4, atol=1e-7)

@@ -150,7 +150,9 @@ class Generator(nn.Module):
         code_c, _ = self.switch.swap(code_a, code_b, identity_labels, safe_reference)
         keep = same[:, None, None, None]
         switched = torch.where(keep, code_a, code_c)
-        code = torch.where(keep, self.switch.zero_code(code_a), self.switch.code(identity_labels, safe_reference, code_a))
+        code = torch.where(
+            keep, self.switch.zero_code(code_a), self.switch.code(identity_labels, safe_reference, code_a)
+        )
         skips = [f[: len(identity_images)] for f in features[:-1]]
         residual = self.decoder(switched, code_a, code, skips)
         return (identity_images + residual).clamp(-1.0, 1.0)
