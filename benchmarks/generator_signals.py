@@ -42,8 +42,8 @@ def term_gradients(model: JointExprGAN, batch: dict[str, torch.Tensor]) -> dict[
     model.train()
     params = list(model.generator.parameters())
     a, b, y_a, y_b = batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"]
-    out = model.generator(a, b, y_a, y_b, interpolate=model.hparams.interpolation_loss)
-    _, terms = model.generator_loss(batch, out)
+    out = model.generator(a, b, y_a, y_b, interpolate=model.weights.interpolation > 0)
+    _, terms = model.generator_loss(batch, out, model.backbone_features(batch, out))
     flat: dict[str, torch.Tensor] = {}
     for name, value in terms.items():
         if name not in TERM_WEIGHTS:

@@ -2,10 +2,13 @@
 
 Run from the repository root::
 
-    python benchmarks/run.py [--quick] [--device cpu|cuda] [--out benchmarks/results-<device>.json]
+    python benchmarks/run.py [--quick] [--device cpu|cuda] [--out FILE] [--base OTHER_CHECKOUT]
 
-Prints one table and writes every figure as JSON. See ``benchmarks/README.md`` for what
-is measured, how, and the figures of past runs.
+Every speed is set against a reference no config can change, measured in the same run: the
+256 px training step (the paper's model, built here from explicit options) against
+torchvision's VGG19 ``features`` forward + backward alone, and the data loader against what
+that step consumes. Prints one table and writes every figure as JSON. See
+``benchmarks/README.md`` for what is measured, how, and the figures of past runs.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +33,50 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
+import torchvision  # noqa: E402
 import yaml  # noqa: E402
 from torch.utils.data import DataLoader, IterableDataset  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from exprgan import fast  # noqa: E402
 from exprgan.joint import JointExprGAN  # noqa: E402
+from exprgan.losses import LossWeights  # noqa: E402
+from exprgan.options import Networks, Optimization  # noqa: E402
 
 # dense bf16 tensor-core peaks (FLOP/s) for model FLOP utilisation; others report None
 PEAK_BF16: dict[str, float] = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
 PAPER_MS = {"synthesis": 12.98, "recognition": 12.06}  # TITAN Xp, per image (paper Sec. IV)
+DATA_RATIO_TARGET = 5.0  # the loader must deliver at least 5x the images the 256 px step consumes
+
+# The paper's model (Table I, Sec. IV-B), spelled out so that no config or changed default moves
+# the reference: VGG19 classifier with a 4096-wide head, GAN width 64, perceptual loss on
+# relu1_1..relu5_1, the paper's loss weights, no R1. Random initialisation: nothing is downloaded.
+PAPER_NETWORKS = Networks(
+    backbone="vgg19",
+    pretrained=False,
+    classifier_hidden_features=4096,
+    expression_representation=True,
+    perceptual_pretrained=False,
+    perceptual_layer_weights=(1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0),
+    gan_width=64,
+    decoder_negative_slope=0.2,
+    generator_identity_init=True,
+    discriminator_conditioning="concat",
+)
+PAPER_LOSS_WEIGHTS = LossWeights(
+    reconstruction=10.0,
+    perceptual=15.0,
+    pixel_sum=5.0,
+    total_variation=5.0,
+    adversarial=1.0,
+    interpolation=1.0,
+    classification=1.0,
+    r1=0.0,
+)
+PAPER_OPTIMIZATION = Optimization(gan_lr=2e-4, gan_betas=(0.5, 0.999), classifier_lr=1e-3, classifier_momentum=0.9)
 
 
 # --- settings ------------------------------------------------------------------------------
@@ -53,8 +89,8 @@ def settings(quick: bool, device: str, paper_batch: int | None) -> dict[str, Any
             "paper": {"image_size": 64, "batch": 1, "hidden": 64},
             "warmup": 1,
             "timed": 1,
-            "inference": {"image_size": 32, "batches": [1, 32], "timed": 1},
-            "data": {"crops": 64, "image_size": 64, "batch": 8, "batches": {"png": 3, "memmap": 6}, "workers": 2},
+            "inference": {"image_size": 32, "batches": [1, 8], "timed": 1},
+            "data": {"crops": 64, "image_size": 64, "batch": 8, "batches": 3, "workers": 2},
         }
     return {
         "demo": {"image_size": 64, "batch": 8, "timed": 20 if cuda else 10},  # ~1 s steps: more of them
@@ -62,19 +98,45 @@ def settings(quick: bool, device: str, paper_batch: int | None) -> dict[str, Any
         "warmup": 5 if cuda else 1,
         "timed": 10 if cuda else 3,
         "inference": {"image_size": 256, "batches": [1, 32, 64] if cuda else [1, 32], "timed": 10 if cuda else 3},
-        "data": {"crops": 512, "image_size": 256, "batch": 32, "batches": {"png": 6, "memmap": 30}, "workers": 2},
+        "data": {"crops": 512, "image_size": 256, "batch": 32, "batches": 10, "workers": 2},
     }
 
 
-def model_options(name: str, config: dict[str, Any]) -> dict[str, Any]:
-    """``JointExprGAN`` arguments of an experiment YAML, offline (no pretrained weights), plus ``config``."""
-    path = REPO / "experiments" / ("demo.yaml" if name == "demo" else "rafdb.yaml")
-    options = dict(yaml.safe_load(path.read_text())["model"])
-    options.update(pretrained=False, perceptual_pretrained=False, image_log_every_n_steps=0)
-    options["image_size"] = config["image_size"]
-    if "hidden" in config:
-        options["classifier_hidden_features"] = config["hidden"]
-    return options
+def cuda_options(device: str, compile_: bool) -> tuple[dict[str, Any], str]:
+    """``JointExprGAN``'s speed options and the Trainer precision on ``device`` (CUDA only)."""
+    if device != "cuda":
+        return {}, "32-true"
+    return {"channels_last": True, "compile": compile_}, "bf16-mixed"  # cuDNN's tensor-core kernels are NHWC
+
+
+def paper_model(image_size: int, hidden: int, **speed: Any) -> JointExprGAN:
+    """The paper's model at ``image_size`` (``hidden``: the head's width; 4096 in the paper), random init."""
+    return JointExprGAN(
+        num_expressions=7,
+        image_size=image_size,
+        networks=replace(PAPER_NETWORKS, classifier_hidden_features=hidden),
+        loss_weights=PAPER_LOSS_WEIGHTS,
+        optimization=PAPER_OPTIMIZATION,
+        interpolation_p=0.5,
+        synthesized_images=True,
+        synthesized_after_steps=0,
+        r1_every=1,
+        image_log_every_n_steps=0,
+        **speed,
+    )
+
+
+def demo_model(image_size: int, **speed: Any) -> JointExprGAN:
+    """``experiments/demo.yaml``'s model at ``image_size``, offline (no pretrained weights).
+
+    With R1 on (compiled graphs have no double backward) it runs eager even when asked to compile.
+    """
+    options = dict(yaml.safe_load((REPO / "experiments" / "demo.yaml").read_text())["model"])
+    options["networks"] = {**options.get("networks", {}), "pretrained": False, "perceptual_pretrained": False}
+    if options.get("loss_weights", {}).get("r1", 0.0) > 0:
+        speed = {**speed, "compile": False}
+    options.update(image_size=image_size, image_log_every_n_steps=0, **speed)
+    return JointExprGAN(**options)
 
 
 # --- measuring -----------------------------------------------------------------------------
@@ -169,18 +231,23 @@ class StepTimer(pl.Callback):
 
 
 def train_steps(
-    options: dict[str, Any], pairs: int, device: str, precision: str, steps: int, count_at: int | None
+    build: Callable[[], JointExprGAN],
+    config: dict[str, Any],
+    device: str,
+    precision: str,
+    steps: int,
+    count_at: int | None,
 ) -> tuple[StepTimer, JointExprGAN]:
-    """``steps`` training batches of a fresh model through a Lightning Trainer; their timer."""
+    """``steps`` batches of ``config``'s size through a fresh ``build()`` model in a Lightning Trainer."""
     torch.manual_seed(0)
-    model = JointExprGAN(**options)
+    model = build()
     timer = StepTimer(device, count_at)
     trainer = pl.Trainer(
         accelerator="gpu" if device == "cuda" else "cpu",
         devices=1,
         precision=precision,
         benchmark=device == "cuda",
-        max_steps=3 * steps,
+        max_steps=3 * steps,  # three optimisers: D, G, C
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -189,63 +256,48 @@ def train_steps(
         limit_val_batches=0,
         callbacks=[timer],
     )
-    data = DataLoader(FixedPairs(pairs, options["image_size"], steps), batch_size=None)
-    trainer.fit(model, data)
+    trainer.fit(model, DataLoader(FixedPairs(config["batch"], config["image_size"], steps), batch_size=None))
     return timer, model
 
 
-FAST_SWITCHES = ("reuse_features", "fused_norm", "channels_last", "compile")
-
-
-def fast_options(device: str, compile_: bool) -> dict[str, Any]:
-    """The fast path's ``JointExprGAN`` switches on ``device``."""
-    options: dict[str, Any] = {"reuse_features": True, "fused_norm": True, "compile": compile_}
-    if device == "cuda":
-        options["channels_last"] = True  # cuDNN's tensor-core kernels are NHWC
-    return options
-
-
-def benchmark_training(name: str, config: dict[str, Any], s: dict[str, Any], device: str, compile_: bool) -> dict:
-    """Plain eager fp32 path against the fast path, side by side: pairs/s, FLOPs, FLOP/s, memory."""
-    base = model_options(name, config)
-    paths = {
-        "plain": (base, "32-true"),
-        "fast": ({**base, **fast_options(device, compile_)}, "bf16-mixed" if device == "cuda" else "32-true"),
+def benchmark_training(
+    build: Callable[..., JointExprGAN], config: dict[str, Any], s: dict[str, Any], device: str, compile_: bool
+) -> dict[str, Any]:
+    """Pairs/s, FLOPs per step and achieved FLOP/s of ``build(**speed options)``'s training step."""
+    speed, precision = cuda_options(device, compile_)
+    compiled = bool(speed.get("compile"))
+    warmup = s["warmup"] + (2 if compiled else 0)
+    timed = config.get("timed", s["timed"])
+    pairs = config["batch"]
+    reset_cuda_peak()
+    timer, model = train_steps(
+        lambda: build(**speed), config, device, precision, warmup + timed, None if compiled else 0
+    )
+    flops = timer.flops
+    if flops is None:  # compiled: count on an eager twin (same FLOPs, no recompilation under the counter)
+        eager = {**speed, "compile": False}
+        flops = train_steps(lambda: build(**eager), config, device, "32-true", 1, 0)[0].flops
+    assert flops is not None
+    step = statistics.median(timer.times[warmup:])
+    return {
+        "image_size": config["image_size"],
+        "pairs_per_step": pairs,
+        "options": {name: model.hparams[name] for name in speed},  # as the model took them
+        "precision": precision,
+        "step_s": step,
+        "step_times_s": timer.times,
+        "pairs_per_s": pairs / step,
+        "images_read_per_s": 2 * pairs / step,  # a pair is two faces from the loader (I_a, I_b)
+        "flops_per_step": flops,
+        "flop_per_s": flops / step,
+        "cuda_peak_bytes": cuda_peak(),
+        "cpu_peak_rss_bytes_so_far": cpu_peak_rss(),
     }
-    result: dict[str, Any] = {"image_size": config["image_size"], "pairs_per_step": config["batch"]}
-    for path, (options, precision) in paths.items():
-        reset_cuda_peak()
-        warmup = s["warmup"] + (2 if options.get("compile") else 0)
-        compiled = bool(options.get("compile"))
-        timed = config.get("timed", s["timed"])
-        timer, _ = train_steps(options, config["batch"], device, precision, warmup + timed, None if compiled else 0)
-        flops = timer.flops
-        if flops is None:  # compiled: count on an eager twin (same FLOPs, no recompilation under the counter)
-            eager, _ = train_steps({**options, "compile": False}, config["batch"], device, "32-true", 1, 0)
-            flops = eager.flops
-        step = statistics.median(timer.times[warmup:])
-        result[path] = {
-            "options": {k: v for k, v in options.items() if k in FAST_SWITCHES},
-            "precision": precision,
-            "step_s": step,
-            "step_times_s": timer.times,
-            "pairs_per_s": config["batch"] / step,
-            "flops_per_step": flops,
-            "flop_per_s": flops / step,
-            "cuda_peak_bytes": cuda_peak(),
-            "cpu_peak_rss_bytes_so_far": cpu_peak_rss(),
-        }
-    result["speedup"] = result["fast"]["pairs_per_s"] / result["plain"]["pairs_per_s"]
-    # the fast path's useful work at the plain path's FLOP count (the step's algorithmic work)
-    result["fast"]["model_flop_per_s"] = result["plain"]["flops_per_step"] / result["fast"]["step_s"]
-    return result
 
 
 # --- the limit -------------------------------------------------------------------------------
 def benchmark_limit(config: dict[str, Any], s: dict[str, Any], device: str) -> dict[str, Any]:
     """VGG19 ``features`` forward + backward (weights trained) alone, at the classifier's batch of the step."""
-    import torchvision
-
     batch = 4 * config["batch"]  # the classifier sees I_a, I_b, I_c, I_d of every pair
     size = config["image_size"]
     torch.manual_seed(0)
@@ -269,8 +321,7 @@ def benchmark_limit(config: dict[str, Any], s: dict[str, Any], device: str) -> d
         flops = count_flops(step)
         seconds = median_time(step, device, s["warmup"], s["timed"])
         results[name] = {"step_s": seconds, "flops": flops, "flop_per_s": flops / seconds}
-    best = max(v["flop_per_s"] for k, v in results.items() if isinstance(v, dict))
-    results["vgg19_fwd_bwd_flop_per_s"] = best
+    results["vgg19_fwd_bwd_flop_per_s"] = max(results[name]["flop_per_s"] for name in formats)
     return results
 
 
@@ -278,35 +329,32 @@ def benchmark_limit(config: dict[str, Any], s: dict[str, Any], device: str) -> d
 def inference_runs(
     model: JointExprGAN, identity: torch.Tensor, reference: torch.Tensor, labels: torch.Tensor, other: torch.Tensor
 ) -> dict[str, Callable[[], Any]]:
-    """Synthesis (fast and plain ``transfer``) and recognition of one batch."""
+    """Synthesis (labels given: G alone, no classifier) and recognition of one batch."""
     return {
-        "synthesis": lambda: fast.transfer(model.generator, identity, reference, labels, other),
-        "synthesis_plain": lambda: model.generator.transfer(identity, reference, labels, other),
+        "synthesis": lambda: model.transfer(identity, reference, labels, other),
         "recognition": lambda: model.predict_expressions(identity),
     }
 
 
 def benchmark_inference(s: dict[str, Any], device: str) -> dict[str, Any]:
-    """Synthesis (``transfer``) and recognition (``predict_expressions``) ms/image, per batch size."""
+    """Synthesis (``JointExprGAN.transfer``) and recognition (``predict_expressions``) ms/image, per batch."""
     config = s["inference"]
-    options = model_options("paper", {"image_size": config["image_size"], "hidden": s["paper"]["hidden"]})
+    size = config["image_size"]
     torch.manual_seed(0)
-    model = JointExprGAN(**options).to(device).eval()
+    model = paper_model(size, s["paper"]["hidden"]).to(device).eval()
     cuda = device == "cuda"
     if cuda:
         model = model.to(memory_format=torch.channels_last)
     n = model.hparams.num_expressions
-    results: dict[str, Any] = {"synthesis": {}, "recognition": {}, "synthesis_plain": {}}
+    results: dict[str, Any] = {"synthesis": {}, "recognition": {}}
     for batch in config["batches"]:
         generator = torch.Generator().manual_seed(batch)
-        identity = (torch.rand(batch, 3, config["image_size"], config["image_size"], generator=generator) * 2 - 1).to(
-            device
-        )
+        identity = (torch.rand(batch, 3, size, size, generator=generator) * 2 - 1).to(device)
         reference = identity.flip(0)
         if cuda:
             identity, reference = (t.contiguous(memory_format=torch.channels_last) for t in (identity, reference))
         labels = torch.arange(batch, device=device) % n
-        other = (labels + 1 + torch.arange(batch, device=device) % (n - 1)) % n
+        other = (labels + 1 + torch.arange(batch, device=device) % (n - 1)) % n  # never equal to labels
         for task, run in inference_runs(model, identity, reference, labels, other).items():
 
             def call(run: Callable[[], Any] = run) -> None:
@@ -314,106 +362,135 @@ def benchmark_inference(s: dict[str, Any], device: str) -> dict[str, Any]:
                     run()
 
             flops = count_flops(call)
-            seconds = median_time(call, device, 1 if not cuda else 3, config["timed"])
+            seconds = median_time(call, device, 3 if cuda else 1, config["timed"])
             results[task][str(batch)] = {
                 "ms_per_image": 1000 * seconds / batch,
                 "flops_per_image": flops / batch,
                 "flop_per_s": flops / seconds,
             }
     results["precision"] = "bf16-autocast, channels_last" if cuda else "fp32"
-    results["image_size"] = config["image_size"]
+    results["image_size"] = size
     results["paper_ms_per_image_titan_xp"] = PAPER_MS
     return results
 
 
 # --- data pipeline ---------------------------------------------------------------------------
 def make_crop_cache(folder: Path, count: int, size: int) -> Path:
-    """A cache in ``exprgan preprocess``'s format: ``count`` PNG crops with photo-like entropy."""
-    import cv2
-
-    from exprgan.datamodules.images import listing_frame
+    """A cache in ``exprgan preprocess``'s format (:mod:`exprgan.cache`): ``count`` PNG crops, photo-like entropy."""
+    from exprgan.cache import INDEX, build_tables, crop_name, listing_frame, listing_keys, write_table
     from exprgan.datamodules.rafdb import RAFDB_CLASSES
 
     rng = np.random.default_rng(0)
     rows = []
     for k in range(count):
         split = "test" if k % 8 == 0 else "train"
-        crop = f"crops/Image/original/{split}_{k:05d}_jpg.png"
+        label = k % len(RAFDB_CLASSES)
+        path = f"Image/original/{split}_{k:05d}.jpg"
+        rows.append({"path": path, "label": label, "label_name": RAFDB_CLASSES[label], "split": split})
+    listing = listing_frame(rows)
+    records = {}
+    for path, frame in listing_keys(listing):
+        crop = crop_name(path, frame)
         smooth = cv2.resize(rng.uniform(0, 255, (8, 8, 3)).astype(np.float32), (size, size), cv2.INTER_CUBIC)
         image = np.clip(smooth + rng.normal(0, 6, (size, size, 3)), 0, 255).astype(np.uint8)
         (folder / crop).parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(folder / crop), image)
-        label = k % len(RAFDB_CLASSES)
-        rows.append(
-            {
-                "path": f"Image/original/{split}_{k:05d}.jpg",
-                "label": label,
-                "label_name": RAFDB_CLASSES[label],
-                "split": split,
-                "crop": crop,
-            }
-        )
-    index = listing_frame(rows, extra=("crop",))
-    index = index.assign(score=1.0, box="[0, 0, 1, 1]", n_faces=1, other_faces="[]")
-    index.to_csv(folder / "index.csv", index=False)
+        records[(path, frame)] = {"crop": crop, "score": 1.0, "box": "[0, 0, 1, 1]", "n_faces": 1, "other_faces": "[]"}
+    index, _ = build_tables(listing, records)
+    write_table(folder / INDEX, index)
     return folder
 
 
 def benchmark_data(s: dict[str, Any], device: str) -> dict[str, Any]:
-    """Training images/s through ``RAFDBDataModule``'s own loader, from PNG crops and from the memmap.
+    """Training images/s through ``RAFDBDataModule``'s own loader over a crop cache, default augmentation.
 
-    Two rates: batches as they leave the loader, and as the model receives them on ``device``
-    (copied there, then the DataModule's ``on_after_batch_transfer``: memmap batches travel as
-    uint8 and become float on the device).
+    Counted as the model receives them: batches from the loader, copied to ``device``, then the
+    DataModule's ``on_after_batch_transfer`` (what Lightning does before ``training_step``).
     """
     from exprgan.datamodules import RAFDBDataModule
 
     config = s["data"]
-    results: dict[str, Any] = {k: config[k] for k in ("crops", "image_size", "batch", "workers")}
+    results: dict[str, Any] = {k: config[k] for k in ("crops", "image_size", "batch", "workers", "batches")}
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         cache = make_crop_cache(Path(folder), config["crops"], config["image_size"])
         results["cache_write_s"] = time.perf_counter() - start
-        for source in ("png", "memmap"):
-            module = RAFDBDataModule(
-                "/not-read",
-                cache=str(cache),
-                cache_format=source,
-                image_size=config["image_size"],
-                batch_size=config["batch"],
-                num_workers=config["workers"],
-                steps_per_epoch=10_000,
-            )
-            start = time.perf_counter()
-            module.setup("fit")  # memmap: builds the array (once per cache and size)
-            setup_s = time.perf_counter() - start
-            loader = iter(module.train_dataloader())
-            next(loader)  # workers started
-            batches = config["batches"][source]
-            images = 2 * config["batch"] * batches
-            # the pipeline's output: batches as they leave the loader for the device
-            start = time.perf_counter()
-            for _ in range(batches):
-                raw = next(loader)
-            loader_s = time.perf_counter() - start
-            # and as the model receives them on the device (memmap: uint8 -> float there)
-            start = time.perf_counter()
-            for _ in range(batches):
-                moved = {k: v.to(device, non_blocking=True) for k, v in next(loader).items()}
-                batch = module.on_after_batch_transfer(moved, 0)
-            synchronize(device)
-            float_s = time.perf_counter() - start
-            del loader
-            results[source] = {
-                "images_per_s": images / loader_s,
-                "model_input_images_per_s": images / float_s,
-                "model_input_device": device,
-                "setup_s": setup_s,
-                "loader_output": f"{raw['image_a'].dtype} {tuple(raw['image_a'].shape)}",
-                "model_input": f"{batch['image_a'].dtype} {tuple(batch['image_a'].shape)}",
-                "augmentation": "albumentations" if source == "png" else "FastAugmenter (numpy/cv2)",
-            }
+        module = RAFDBDataModule(
+            "/not-read",
+            cache=str(cache),
+            image_size=config["image_size"],
+            batch_size=config["batch"],
+            num_workers=config["workers"],
+            steps_per_epoch=10_000,
+        )
+        module.setup("fit")
+        loader = iter(module.train_dataloader())
+        for _ in range(max(1, config["workers"])):  # every worker started and delivering
+            next(loader)
+        start = time.perf_counter()
+        for _ in range(config["batches"]):
+            moved = {k: v.to(device, non_blocking=True) for k, v in next(loader).items()}
+            batch = module.on_after_batch_transfer(moved, 0)
+        synchronize(device)
+        seconds = time.perf_counter() - start
+        del loader
+    images = 2 * config["batch"] * config["batches"]  # image_a and image_b of every pair
+    results.update(
+        images_per_s=images / seconds,
+        device=device,
+        model_input=f"{batch['image_a'].dtype} {tuple(batch['image_a'].shape)}",
+    )
     return results
+
+
+# --- another checkout's benchmark ------------------------------------------------------------
+def fraction_of_vgg19(results: dict[str, Any]) -> float:
+    """The 256 px step's fraction of VGG19-alone FLOP/s in a results JSON of this script or an older one."""
+    acceptance = results["acceptance"]
+    if "fraction_of_vgg19_flop_per_s" in acceptance:
+        return float(acceptance["fraction_of_vgg19_flop_per_s"]["value"])
+    return float(acceptance["1_fraction_of_vgg19_flop_per_s"]["fast"])  # before issue 13: its "fast" path
+
+
+def paper_step(results: dict[str, Any]) -> dict[str, Any]:
+    """The 256 px step's figures in a results JSON of this script or an older one (its "fast" path)."""
+    step = results["train"]["paper_256"]
+    if "fast" not in step:
+        return step
+    shared = {k: v for k, v in step.items() if k not in ("plain", "fast", "speedup")}
+    return {**shared, **step["fast"]}
+
+
+def run_base(base: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Run ``base``'s own ``benchmarks/run.py`` (another checkout, e.g. a worktree of an older commit).
+
+    Same interpreter and environment, same ``--device``/``--quick``/``--paper-batch``/``--compile``;
+    its table goes to this process's output. Returns its step's fraction of VGG19 FLOP/s and all
+    its figures.
+    """
+    script = base / "benchmarks" / "run.py"
+    commit = subprocess.run(["git", "-C", str(base), "rev-parse", "HEAD"], capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "base.json"
+        command = [sys.executable, str(script), "--device", args.device, "--out", str(out)]
+        command += ["--quick"] * args.quick + ["--compile"] * args.compile
+        command += ["--paper-batch", str(args.paper_batch)] if args.paper_batch else []
+        print(f"running the base's benchmark: {' '.join(command)} (in {base})", flush=True)
+        start = time.perf_counter()
+        subprocess.run(command, cwd=base, check=True)
+        wall = time.perf_counter() - start
+        results = json.loads(out.read_text())
+    return {
+        "checkout": str(base),
+        "commit": commit.stdout.strip() or None,
+        "command": command,
+        "wall_s": wall,
+        "fraction_of_vgg19_flop_per_s": fraction_of_vgg19(results),
+        "paper_step": {
+            k: paper_step(results)[k] for k in ("image_size", "pairs_per_s", "flops_per_step", "flop_per_s")
+        },
+        "results": results,
+    }
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -425,9 +502,14 @@ def environment(device: str) -> dict[str, Any]:
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "load_average_at_start": os.getloadavg(),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True)
+    info["commit"] = commit.stdout.strip() or None
+    info["uncommitted_changes"] = bool(dirty.stdout.strip())
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -438,119 +520,155 @@ def environment(device: str) -> dict[str, Any]:
     return info
 
 
-def acceptance(results: dict[str, Any], device: str) -> dict[str, Any]:
-    """The issue's four criteria, evaluated on this run's figures."""
-    paper = results["train"]["paper_256"]
+def acceptance(results: dict[str, Any]) -> dict[str, Any]:
+    """Issue 13's criteria on this run's figures: the step against VGG19 alone, the loader against the step."""
+    step = results["train"]["paper_256"]
     limit = results["limit"]["vgg19_fwd_bwd_flop_per_s"]
-    consumed = 2 * paper["fast"]["pairs_per_s"]  # images/s the training step takes in
-    memmap = results["data"]["memmap"]["images_per_s"]
+    fraction = step["flop_per_s"] / limit
     out: dict[str, Any] = {
-        "1_fraction_of_vgg19_flop_per_s": {
-            "fast": paper["fast"]["flop_per_s"] / limit,
-            "plain": paper["plain"]["flop_per_s"] / limit,
-            "fast_model_flops": paper["fast"]["model_flop_per_s"] / limit,
-            "target": 0.6,
-        },
-        "2_fast_over_plain": {"value": paper["speedup"], "target": 1.3},
-        "3_data_images_per_s": {
-            "value": memmap,
-            "target": 1500,
-            "training_step_consumes": consumed,
-            "ratio": memmap / consumed,
-            "ratio_target": 5,
-            "as_model_input": results["data"]["memmap"]["model_input_images_per_s"],
-        },
-    }
-    out["1_fraction_of_vgg19_flop_per_s"]["pass"] = out["1_fraction_of_vgg19_flop_per_s"]["fast"] >= 0.6
-    out["2_fast_over_plain"]["pass"] = paper["speedup"] >= 1.3
-    out["3_data_images_per_s"]["pass"] = memmap >= 1500 and memmap >= 5 * consumed
-    if device == "cuda":
-        name = torch.cuda.get_device_name()
-        peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
-        out["4_cuda"] = {
-            "gpu": name,
-            "precision": paper["fast"]["precision"],
-            "pairs_per_s": paper["fast"]["pairs_per_s"],
-            "mfu_bf16": paper["fast"]["model_flop_per_s"] / peak if peak else None,
-            "synthesis_ms_per_image": {b: v["ms_per_image"] for b, v in results["inference"]["synthesis"].items()},
-            "recognition_ms_per_image": {b: v["ms_per_image"] for b, v in results["inference"]["recognition"].items()},
-            "paper_ms_per_image": PAPER_MS,
+        "fraction_of_vgg19_flop_per_s": {
+            "value": fraction,
+            "step_flop_per_s": step["flop_per_s"],
+            "vgg19_fwd_bwd_flop_per_s": limit,
         }
+    }
+    if "base" in results:
+        base = results["base"]["fraction_of_vgg19_flop_per_s"]
+        out["fraction_of_vgg19_flop_per_s"].update(base=base, base_commit=results["base"]["commit"])
+        out["fraction_of_vgg19_flop_per_s"]["pass"] = fraction >= base
+    consumed = step["images_read_per_s"]
+    delivered = results["data"]["images_per_s"]
+    out["data_over_step"] = {
+        "value": delivered / consumed,
+        "loader_images_per_s": delivered,
+        "step_consumes_images_per_s": consumed,
+        "target": DATA_RATIO_TARGET,
+        "pass": delivered >= DATA_RATIO_TARGET * consumed,
+    }
     return out
 
 
+def cuda_summary(results: dict[str, Any]) -> dict[str, Any]:
+    """The GPU's figures next to the paper's: model FLOP utilisation, synthesis and recognition ms/image."""
+    step = results["train"]["paper_256"]
+    name = torch.cuda.get_device_name()
+    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    return {
+        "gpu": name,
+        "precision": step["precision"],
+        "pairs_per_s": step["pairs_per_s"],
+        "mfu_bf16": step["flop_per_s"] / peak if peak else None,
+        "synthesis_ms_per_image": {b: v["ms_per_image"] for b, v in results["inference"]["synthesis"].items()},
+        "recognition_ms_per_image": {b: v["ms_per_image"] for b, v in results["inference"]["recognition"].items()},
+        "paper_ms_per_image": PAPER_MS,
+    }
+
+
+def g(value: float | None, unit: str = "") -> str:
+    """``value`` with a T/G/M prefix, three significant digits below a million."""
+    if value is None:
+        return "-"
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M")):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {prefix}{unit}"
+    return f"{value:.3g} {unit}".rstrip()
+
+
 def table(results: dict[str, Any]) -> str:
-    """The one table: metric, plain, fast."""
-
-    def g(value: float | None, unit: str = "") -> str:
-        if value is None:
-            return "-"
-        for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M")):
-            if abs(value) >= scale:
-                return f"{value / scale:.2f} {prefix}{unit}"
-        return f"{value:.3g} {unit}".rstrip()
-
-    rows: list[tuple[str, str, str]] = []
+    """The one table: metric, value."""
+    rows: list[tuple[str, str]] = []
     for name, entry in results["train"].items():
-        label = f"train {name} ({entry['image_size']} px, {entry['pairs_per_step']} pairs)"
-        rows.append((f"{label}: Pairs/s", g(entry["plain"]["pairs_per_s"]), g(entry["fast"]["pairs_per_s"])))
-        rows.append(("  FLOPs per step", g(entry["plain"]["flops_per_step"]), g(entry["fast"]["flops_per_step"])))
-        rows.append(("  achieved FLOP/s", g(entry["plain"]["flop_per_s"]), g(entry["fast"]["flop_per_s"])))
-        rows.append(("  speedup fast/plain", "", f"{entry['speedup']:.2f}x"))
-        peak = [entry[p]["cuda_peak_bytes"] for p in ("plain", "fast")]
-        if peak[0] is not None:
-            rows.append(("  CUDA peak memory", g(peak[0], "B"), g(peak[1], "B")))
+        label = f"train {name} ({entry['image_size']} px, {entry['pairs_per_step']} pairs): pairs/s"
+        rows.append((label, g(entry["pairs_per_s"])))
+        rows.append(("  FLOPs per step", g(entry["flops_per_step"])))
+        rows.append(("  achieved FLOP/s", g(entry["flop_per_s"])))
+        if entry["cuda_peak_bytes"] is not None:
+            rows.append(("  CUDA peak memory", g(entry["cuda_peak_bytes"], "B")))
     limit = results["limit"]
     label = f"VGG19 fwd+bwd alone (batch {limit['batch']}, {limit['image_size']} px): FLOP/s"
-    rows.append((label, "", g(limit["vgg19_fwd_bwd_flop_per_s"])))
+    rows.append((label, g(limit["vgg19_fwd_bwd_flop_per_s"])))
     inference = results["inference"]
-    for batch, entry in inference["recognition"].items():
-        rows.append(
-            (f"recognition ms/image, batch {batch} ({inference['image_size']} px)", "", f"{entry['ms_per_image']:.2f}")
-        )
-    for batch, entry in inference["synthesis"].items():
-        plain = inference["synthesis_plain"][batch]["ms_per_image"]
-        rows.append((f"synthesis ms/image, batch {batch}", f"{plain:.2f}", f"{entry['ms_per_image']:.2f}"))
+    for task in ("synthesis", "recognition"):
+        for batch, entry in inference[task].items():
+            label = f"{task} ms/image, batch {batch} ({inference['image_size']} px)"
+            rows.append((label, f"{entry['ms_per_image']:.2f}"))
     data = results["data"]
-    label = f"data images/s ({data['image_size']} px, augmented, {data['workers']} workers): png | memmap"
-    rows.append((label, g(data["png"]["images_per_s"]), g(data["memmap"]["images_per_s"])))
-    floats = (data["png"]["model_input_images_per_s"], data["memmap"]["model_input_images_per_s"])
-    label = f"  as float model input on {data['png']['model_input_device']}: png | memmap"
-    rows.append((label, g(floats[0]), g(floats[1])))
-    rows.append(("peak CPU RSS", "", g(results["peak_memory"]["cpu_rss_bytes"], "B")))
-    for key, value in results["acceptance"].items():
-        if "pass" in value:
-            shown = value.get("fast", value.get("value"))
-            rows.append((f"acceptance {key}", "", f"{shown:.3g} ({'pass' if value['pass'] else 'FAIL'})"))
+    label = f"data images/s ({data['image_size']} px, augmented, {data['workers']} workers, on {data['device']})"
+    rows.append((label, g(data["images_per_s"])))
+    rows.append(("peak CPU RSS", g(results["peak_memory"]["cpu_rss_bytes"], "B")))
+    check = results["acceptance"]
+    fraction = check["fraction_of_vgg19_flop_per_s"]
+    label = f"train paper_256 ({results['train']['paper_256']['image_size']} px) FLOP/s / VGG19-alone FLOP/s"
+    rows.append((label, f"{fraction['value']:.3f}"))
+    if "base" in fraction:
+        verdict = "no lower" if fraction["pass"] else "LOWER"
+        commit = (fraction["base_commit"] or "?")[:7]
+        rows.append((f"  base {commit}'s, its run just before", f"{fraction['base']:.3f} ({verdict})"))
+        base_step = results["base"]["paper_step"]
+        rows.append(("  base: FLOPs per step", g(base_step["flops_per_step"])))
+        rows.append(("  base: pairs/s", g(base_step["pairs_per_s"])))
+    ratio = check["data_over_step"]
+    verdict = "pass" if ratio["pass"] else "FAIL"
+    label = f"data images/s / images/s the paper_256 step reads (>= {ratio['target']:g}x)"
+    rows.append((label, f"{ratio['value']:.3g}x ({verdict})"))
     width = max(len(r[0]) for r in rows)
-    lines = [f"{'metric':<{width}}  {'plain':>14}  {'fast':>14}", "-" * (width + 32)]
-    lines += [f"{a:<{width}}  {b:>14}  {c:>14}" for a, b, c in rows]
+    lines = [f"{'metric':<{width}}  {'value':>18}", "-" * (width + 20)]
+    lines += [f"{a:<{width}}  {b:>18}" for a, b in rows]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test in well under a minute")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test in under a minute")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, help="JSON file (default: benchmarks/results-<device>[-quick].json)")
     parser.add_argument("--paper-batch", type=int, help="pairs per step at 256 px (default: 2 on CPU, 16 on CUDA)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile on the fast path as well")
+    parser.add_argument("--compile", action="store_true", help="CUDA: torch.compile the model (eager otherwise)")
+    parser.add_argument(
+        "--base",
+        type=Path,
+        metavar="CHECKOUT",
+        help="first run CHECKOUT's own benchmarks/run.py (e.g. a git worktree of an older commit) "
+        "with the same options, and report its step's fraction of VGG19 FLOP/s next to this one's",
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is visible")
+    if args.compile and args.device != "cuda":
+        parser.error("--compile is a CUDA option (use it with --device cuda)")
+    if args.base and not (args.base / "benchmarks" / "run.py").is_file():
+        parser.error(f"--base {args.base}: no benchmarks/run.py in that folder")
     out = args.out or REPO / "benchmarks" / f"results-{args.device}{'-quick' if args.quick else ''}.json"
     s = settings(args.quick, args.device, args.paper_batch)
+    base = run_base(args.base, args) if args.base else None  # first: its run then ours, back to back
     started = time.perf_counter()
     results: dict[str, Any] = {"environment": environment(args.device), "settings": s}
-    results["data"] = benchmark_data(s, args.device)  # first: before the training runs fill memory
-    results["train"] = {
-        "demo_64": benchmark_training("demo", s["demo"], s, args.device, args.compile),
-        "paper_256": benchmark_training("paper", s["paper"], s, args.device, args.compile),
+    results["paper_model"] = {
+        "networks": asdict(PAPER_NETWORKS),
+        "loss_weights": asdict(PAPER_LOSS_WEIGHTS),
+        "optimization": asdict(PAPER_OPTIMIZATION),
     }
-    results["limit"] = benchmark_limit(s["paper"], s, args.device)
+    results["data"] = benchmark_data(s, args.device)  # first: before the training runs fill memory
+    demo, paper = s["demo"], s["paper"]
+
+    def build_demo(**speed: Any) -> JointExprGAN:
+        return demo_model(demo["image_size"], **speed)
+
+    def build_paper(**speed: Any) -> JointExprGAN:
+        return paper_model(paper["image_size"], paper["hidden"], **speed)
+
+    results["train"] = {
+        "demo_64": benchmark_training(build_demo, demo, s, args.device, args.compile),
+        "paper_256": benchmark_training(build_paper, paper, s, args.device, args.compile),
+    }
+    results["limit"] = benchmark_limit(paper, s, args.device)
     results["inference"] = benchmark_inference(s, args.device)
     results["peak_memory"] = {"cpu_rss_bytes": cpu_peak_rss(), "cuda_max_allocated_bytes": cuda_peak()}
-    results["acceptance"] = acceptance(results, args.device)
+    if base is not None:
+        results["base"] = base
+    results["acceptance"] = acceptance(results)
+    if args.device == "cuda":
+        results["cuda"] = cuda_summary(results)
     results["wall_s"] = time.perf_counter() - started
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

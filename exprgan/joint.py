@@ -306,30 +306,29 @@ class JointExprGAN(pl.LightningModule):
             weighted.append((w.total_variation, "g/tv"))
         total = sum(weight * terms[name] for weight, name in weighted)
         if w.classification > 0:
-            classification, through_pixels = self._generator_classification_loss(batch, out, features)
+            classification = self._generator_classification_loss(batch, out, features)
             if classification is not None:
                 terms["g/classification"] = classification
-                total = total + w.classification * (classification + through_pixels)
+                total = total + w.classification * classification
         terms["g/total"] = total
         return total, terms
 
     def _generator_classification_loss(
         self, batch: Batch, out: GeneratorOutput, features: BackboneFeatures
-    ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """G's ``L_C``: C on what reaches G, the real faces' codes and the generated faces.
+    ) -> torch.Tensor | None:
+        """G's ``L_C``: C on what reaches G, the real faces' codes and the generated faces
+        (None when nothing does).
 
-        Returns ``L_C`` (None when nothing reaches G) and a term of value 0 whose gradient
-        into G's pixels is ``L_C``'s through C's backbone: the shared backbone graph stays
-        C's alone (see :class:`BackboneFeatures`).
+        Its gradient reaches the generated pixels through C's backbone by hand, as a term of
+        value 0, so that the shared backbone graph stays C's alone (see :class:`BackboneFeatures`).
         """
         y_a, y_b = batch["label_a"], batch["label_b"]
         uses_representation = self.classifier.uses_representation
         parts = []
         if uses_representation:
             parts.append((features.real.detach(), torch.cat([out.code_a, out.code_b]), torch.cat([y_a, y_b])))
-        zero = torch.zeros((), device=out.image_c.device)
         if features.generated is None:
-            return (classification_loss(*self._classify_parts(parts)) if parts else None), zero
+            return classification_loss(*self._classify_parts(parts)) if parts else None
         generated = torch.cat([out.image_c, out.image_d])
         code = self.generator.encode(generated) if uses_representation else None
         generated_features = features.generated.detach().requires_grad_()  # the gradient stops here ...
@@ -337,7 +336,7 @@ class JointExprGAN(pl.LightningModule):
         loss = classification_loss(*self._classify_parts(parts))
         (grad,) = torch.autograd.grad(loss, generated_features, retain_graph=True)
         through_pixels = (generated * features.pixel_gradient(grad)).sum()  # ... and goes on from the pixels
-        return loss, through_pixels - through_pixels.detach()
+        return loss + (through_pixels - through_pixels.detach())
 
     def classifier_loss(
         self, batch: Batch, out: GeneratorOutput, features: BackboneFeatures, step: int

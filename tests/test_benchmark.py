@@ -1,0 +1,107 @@
+"""benchmarks/run.py: its reference is the paper's model, and a quick run writes every figure."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from exprgan.losses import LossWeights
+from exprgan.options import Networks, Optimization
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "run.py"
+
+# stands in for an older checkout's benchmarks/run.py: records its arguments, reports a fraction
+FAKE_BASE = """\
+import json, sys
+args = sys.argv[1:]
+step = {"pairs_per_s": 0.25, "flops_per_step": 7e10, "flop_per_s": 1.75e10}
+figures = {
+    "argv": args,
+    "train": {"paper_256": {"image_size": 64, "plain": step, "fast": step, "speedup": 1.0}},
+    "acceptance": {"1_fraction_of_vgg19_flop_per_s": {"fast": 0.5}},
+}
+open(args[args.index("--out") + 1], "w").write(json.dumps(figures))
+"""
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    """The benchmark script, imported from its path (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("benchmark_run", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reference_step_is_the_papers_model_offline(bench: ModuleType) -> None:
+    # spelled out in the script (no YAML), equal to the library's paper defaults but for the weights
+    assert bench.PAPER_NETWORKS == replace(Networks(), pretrained=False, perceptual_pretrained=False)
+    assert bench.PAPER_NETWORKS.backbone == "vgg19" and bench.PAPER_NETWORKS.gan_width == 64
+    assert len(bench.PAPER_NETWORKS.perceptual_layer_weights) == 5  # relu1_1 .. relu5_1
+    assert bench.PAPER_LOSS_WEIGHTS == LossWeights()
+    assert bench.PAPER_OPTIMIZATION == Optimization()
+
+
+def test_figures_are_read_from_this_scripts_and_the_pre_issue_13_results(bench: ModuleType) -> None:
+    new = {
+        "train": {"paper_256": {"flops_per_step": 2}},
+        "acceptance": {"fraction_of_vgg19_flop_per_s": {"value": 0.7}},
+    }
+    assert bench.fraction_of_vgg19(new) == 0.7 and bench.paper_step(new) == {"flops_per_step": 2}
+    old = {  # before issue 13: plain and fast side by side; the base's figure is its fast path's
+        "train": {"paper_256": {"image_size": 256, "plain": {"flops_per_step": 3}, "fast": {"flops_per_step": 2}}},
+        "acceptance": {"1_fraction_of_vgg19_flop_per_s": {"fast": 0.685, "plain": 0.6}},
+    }
+    assert bench.fraction_of_vgg19(old) == 0.685
+    assert bench.paper_step(old) == {"image_size": 256, "flops_per_step": 2}
+
+
+def test_quick_run_writes_every_figure_next_to_a_base_checkouts(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    (base / "benchmarks").mkdir(parents=True)
+    (base / "benchmarks" / "run.py").write_text(FAKE_BASE)
+    out = tmp_path / "results.json"
+    command = [sys.executable, str(SCRIPT), "--quick", "--device", "cpu", "--out", str(out), "--base", str(base)]
+    completed = subprocess.run(
+        command,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},  # steady on a busy machine
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert {"environment", "paper_model", "train", "limit", "inference", "data", "base", "acceptance"} <= results.keys()
+    for name in ("demo_64", "paper_256"):
+        entry = results["train"][name]
+        assert entry["pairs_per_s"] > 0 and entry["flops_per_step"] > 0 and entry["flop_per_s"] > 0
+    for task in ("synthesis", "recognition"):
+        for figures in results["inference"][task].values():
+            assert figures["ms_per_image"] > 0 and figures["flops_per_image"] > 0
+    assert results["limit"]["vgg19_fwd_bwd_flop_per_s"] > 0
+    assert results["data"]["images_per_s"] > 0
+
+    step, check = results["train"]["paper_256"], results["acceptance"]
+    fraction = check["fraction_of_vgg19_flop_per_s"]
+    assert fraction["value"] == pytest.approx(step["flop_per_s"] / results["limit"]["vgg19_fwd_bwd_flop_per_s"])
+    assert step["images_read_per_s"] == pytest.approx(2 * step["pairs_per_s"])  # I_a and I_b of every pair
+    ratio = check["data_over_step"]
+    assert ratio["value"] == pytest.approx(results["data"]["images_per_s"] / step["images_read_per_s"])
+    assert ratio["pass"] == (ratio["value"] >= 5)
+
+    # the base ran first with this run's options; its fraction stands next to this one's
+    assert results["base"]["results"]["argv"][:2] == ["--device", "cpu"] and "--quick" in results["base"]["command"]
+    assert fraction["base"] == 0.5 and fraction["pass"] == (fraction["value"] >= 0.5)
+    assert results["base"]["paper_step"]["flops_per_step"] == 7e10  # the old JSON's "fast" path
+    assert "VGG19-alone FLOP/s" in completed.stdout and "base" in completed.stdout  # the table
