@@ -224,15 +224,10 @@ def read_cache(cache: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFram
 
 
 # --- writing a cache -------------------------------------------------------------------------
-def temporary_name(final: Path) -> Path:
-    """A hidden name beside ``final`` for a file being written (``.name.<pid>.tmp``)."""
-    return final.with_name(f".{final.name}.{os.getpid()}{TMP_SUFFIX}")
-
-
 def write_bytes_atomic(final: Path, data: bytes) -> None:
     """Write ``data`` to ``final`` through a temporary name and ``os.replace``."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_name(final)
+    temporary = final.with_name(f".{final.name}.{os.getpid()}{TMP_SUFFIX}")
     temporary.write_bytes(data)
     os.replace(temporary, final)
 
@@ -259,20 +254,16 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.records: dict[Key, dict[str, Any]] = {}
-        if path.exists():
-            self._load()
-        self._file = open(path, "a", encoding="utf-8")  # closed in close()
-
-    def _load(self) -> None:
-        data = self.path.read_bytes()
+        data = path.read_bytes() if path.exists() else b""
         complete = data[: data.rfind(b"\n") + 1]
         if len(complete) != len(data):  # a partial last line: cut it off
-            with open(self.path, "r+b") as file:
+            with open(path, "r+b") as file:
                 file.truncate(len(complete))
         for line in complete.decode("utf-8").splitlines():
             if line.strip():
                 record = json.loads(line)
                 self.records[(record["path"], int(record["frame"]))] = record
+        self._file = open(path, "a", encoding="utf-8")  # closed in close()
 
     def add(self, record: Mapping[str, Any]) -> None:
         """Append ``record`` (with ``path`` and ``frame``) and flush it."""
@@ -280,10 +271,6 @@ class Journal:
         self.records[(record["path"], int(record["frame"]))] = record
         self._file.write(json.dumps(record, sort_keys=True) + "\n")
         self._file.flush()
-
-    def forget(self, key: Key) -> None:
-        """Treat ``key`` as not done (its crop went missing); a later ``add`` supersedes the line."""
-        self.records.pop(key, None)
 
     def close(self) -> None:
         """Close the file."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
@@ -57,9 +56,6 @@ class Augmenter:
         self.config = config
         self._rng: np.random.Generator | None = None
         self._pid: int | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config, "_rng": None, "_pid": None}
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         if self._rng is None or self._pid != os.getpid():

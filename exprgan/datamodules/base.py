@@ -107,21 +107,10 @@ class PairDataModule(pl.LightningDataModule):
 
     def eval_dataloader(self, dataset: Dataset) -> DataLoader:
         """A loader over single evaluation items, in order."""
-        return DataLoader(
-            dataset,
-            batch_size=self.eval_batch_size,
-            shuffle=False,
-            num_workers=self.num_workers,
-            pin_memory=self._pin(),
-        )
+        return DataLoader(dataset, self.eval_batch_size, num_workers=self.num_workers, pin_memory=self._pin())
 
     def _pin(self) -> bool:
-        trainer = self.trainer
-        return (
-            trainer is not None
-            and trainer.accelerator is not None
-            and type(trainer.accelerator).__name__ == "CUDAAccelerator"
-        )
+        return self.trainer is not None and type(self.trainer.accelerator).__name__ == "CUDAAccelerator"
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         # runs in the main process for the batch about to be trained on (not the prefetched one)

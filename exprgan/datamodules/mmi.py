@@ -291,12 +291,5 @@ class MMIDataModule(ImageFolderDataModule):
         self.peak_frames = peak_frames
 
     def list_raw(self) -> pd.DataFrame:
-        return list_mmi(
-            self.root,
-            self.num_classes == 7,
-            self.views,
-            self.peak_frames,
-            self.num_folds,
-            self.fold_seed,
-            self.on_bad_image,
-        )
+        args = self.views, self.peak_frames, self.num_folds, self.fold_seed, self.on_bad_image
+        return list_mmi(self.root, self.num_classes == 7, *args)

@@ -248,15 +248,8 @@ class MultiPIEDataModule(ImageFolderDataModule):
         self.poses = sorted({pose_name(c, pose_sign) for c in self.cameras}, key=int)
 
     def list_raw(self) -> pd.DataFrame:
-        return list_multipie(
-            self.root,
-            self.cameras,
-            self.illumination,
-            self.subject_list,
-            self.pose_sign,
-            self.num_folds,
-            self.fold_seed,
-        )
+        args = self.cameras, self.illumination, self.subject_list, self.pose_sign, self.num_folds, self.fold_seed
+        return list_multipie(self.root, *args)
 
     def select(self, frame: pd.DataFrame) -> pd.DataFrame:
         return select_multipie(frame, self.cameras, self.illumination, self.subject_list, self.pose_sign)

@@ -6,13 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 import pandas as pd
 
-from exprgan.cache import CacheMismatchError
 from exprgan.datamodules import LISTINGS
-from exprgan.preprocessing.landmarks import BackendUnavailableError, BackendWeightsError
+from exprgan.preprocessing.landmarks import BackendUnavailableError
 from exprgan.preprocessing.options import BACKENDS_HELP, add_backend_arguments, backend_spec
 from exprgan.preprocessing.run import preprocess
 
@@ -80,10 +78,7 @@ def preprocess_main(args: Sequence[str]) -> None:
         parser.error("--workers must be at least 1")
     spec = backend_spec(options, parser)
     try:
-        listing, name = load_listing(options)
-    except (OSError, ValueError) as error:  # a wrong root: the listing says what it expected
-        _fail(error)
-    try:
+        listing, name = load_listing(options)  # a wrong root: the listing says what it expected
         summary = preprocess(
             listing,
             options.root,
@@ -97,8 +92,9 @@ def preprocess_main(args: Sequence[str]) -> None:
             progress=not options.no_progress,
             retry_failures=options.retry_failures,
         )
-    except (BackendWeightsError, BackendUnavailableError, CacheMismatchError) as error:
-        _fail(error)
+    except (OSError, ValueError, BackendUnavailableError) as error:  # missing weights, a cache of other settings
+        print(f"exprgan preprocess: {error}", file=sys.stderr)
+        raise SystemExit(1) from error
     except KeyboardInterrupt:
         print(
             f"exprgan preprocess: interrupted; finished images are kept in {options.out}: "
@@ -111,8 +107,3 @@ def preprocess_main(args: Sequence[str]) -> None:
         f"{summary.failures} failures in {options.out / 'failures.csv'} "
         f"({summary.resumed} images already done, {summary.processed} processed now)"
     )
-
-
-def _fail(error: BaseException) -> NoReturn:
-    print(f"exprgan preprocess: {error}", file=sys.stderr)
-    raise SystemExit(1) from error

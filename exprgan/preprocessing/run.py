@@ -247,7 +247,10 @@ def preprocess(
         "border": border,
         "detect_max_side": detect_max_side,
         "canonical": canonical.to_dict(),
-        "backend": {"name": described["name"], "options": _without(described["options"], "device", "download")},
+        "backend": {
+            "name": described["name"],
+            "options": {k: v for k, v in described["options"].items() if k not in ("device", "download")},
+        },
     }
     out.mkdir(parents=True, exist_ok=True)
     check_settings(out, settings)
@@ -271,7 +274,7 @@ def preprocess(
         for key, record in list(journal.records.items()):
             missing_crop = record.get("crop") is not None and not (out / record["crop"]).is_file()
             if missing_crop or (retry_failures and record.get("crop") is None):
-                journal.forget(key)
+                del journal.records[key]  # a later add supersedes its line
         keys = list(dict.fromkeys(listing_keys(listing)))
         todo: list[Key] = [key for key in keys if key not in journal.records]
         resumed = len(keys) - len(todo)
@@ -294,7 +297,3 @@ def preprocess(
     counts = {"rows": len(listing), "crops": len(index), "failures": len(failures)}
     write_meta(out, meta | {"complete": True, "counts": counts})
     return PreprocessSummary(len(listing), len(index), len(failures), resumed, len(todo))
-
-
-def _without(options: dict[str, Any], *names: str) -> dict[str, Any]:
-    return {key: value for key, value in options.items() if key not in names}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -34,3 +35,31 @@ def load_model(checkpoint: str | os.PathLike[str], device: str | torch.device = 
     except Exception as error:  # a truncated or foreign file: say which, without a traceback
         raise ValueError(f"{path}: not a loadable exprgan checkpoint ({type(error).__name__}: {error})") from error
     return model.to(device).eval()
+
+
+def check_fits(model: JointExprGAN, class_names: Sequence[str], image_size: int, where: str) -> None:
+    """Raise ``ValueError`` (naming ``where``) when ``model`` was trained on other expressions or image size."""
+    trained, data = (model.hparams.num_expressions, model.hparams.image_size), (len(class_names), image_size)
+    if trained != data:
+        raise ValueError(
+            f"{where}: the model was trained on {trained[0]} expressions at {trained[1]} px, the data gives "
+            f"{data[0]} ({list(class_names)}) at {data[1]} px (set --data.init_args.image_size)"
+        )
+
+
+def label_index(label: str | int, class_names: Sequence[str]) -> int:
+    """The index of expression ``label``: a class name (any case) or an index.
+
+    Raises:
+        ValueError: no such class; the message lists the valid names.
+    """
+    names = [str(name).lower() for name in class_names]
+    text = str(label).strip()
+    if text.lower() in names:
+        return names.index(text.lower())
+    if text.isdigit() and int(text) < len(names):
+        return int(text)
+    raise ValueError(
+        f"unknown expression {text!r}: the model's expressions are {', '.join(map(str, class_names))} "
+        f"(or 0-{len(names) - 1})"
+    )

@@ -41,7 +41,7 @@ from exprgan.evaluation.fid import (
     per_expression_fid,
     write_fid_comparison,
 )
-from exprgan.tools.checkpoints import load_model
+from exprgan.tools.checkpoints import check_fits, label_index, load_model
 from exprgan.tools.data_config import load_datamodule
 
 
@@ -72,15 +72,8 @@ def default_names(checkpoints: Sequence[str | os.PathLike[str]]) -> list[str]:
 
 
 def resolve_targets(targets: Sequence[str | int] | None, class_names: Sequence[str]) -> list[int] | None:
-    """Target expressions as label indices, from names or indices (``None``: all)."""
-    if targets is None:
-        return None
-    names = list(class_names)
-    indices = [int(t) if str(t).isdigit() else names.index(t) if t in names else -1 for t in targets]
-    for target, index in zip(targets, indices):
-        if not 0 <= index < len(names):
-            raise ValueError(f"unknown expression {target!r}; the data set's are {names} (or 0..{len(names) - 1})")
-    return indices
+    """Target expressions as label indices, from names (any case) or indices (``None``: all)."""
+    return None if targets is None else [label_index(target, class_names) for target in targets]
 
 
 def compare_checkpoints(
@@ -113,12 +106,7 @@ def compare_checkpoints(
     tables = {}
     for name, checkpoint in checkpoints.items():
         model = load_model(checkpoint, device)
-        trained, data = (model.hparams.num_expressions, model.hparams.image_size), (len(class_names), images.shape[-1])
-        if trained != data:
-            raise ValueError(
-                f"{checkpoint}: the model was trained on {trained[0]} expressions at {trained[1]} px, the data gives "
-                f"{data[0]} ({list(class_names)}) at {data[1]} px (set --data.init_args.image_size)"
-            )
+        check_fits(model, class_names, images.shape[-1], str(checkpoint))
         tables[name] = per_expression_fid(
             model.transfer, images, labels, class_names, metric=metric, device=device, **options
         )

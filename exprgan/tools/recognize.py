@@ -107,11 +107,9 @@ def recognize(
         failure = {"file": str(path), "face": -1}
         try:
             found = faces.align(read_image(path), path)
-        except BadImageError as error:
-            rows.append(failure | {"error": f"unreadable: {error.reason}"})
-            continue
-        except NoFaceError as error:
-            rows.append(failure | {"error": error.reason})
+        except (BadImageError, NoFaceError) as error:
+            unreadable = isinstance(error, BadImageError)
+            rows.append(failure | {"error": f"unreadable: {error.reason}" if unreadable else error.reason})
             continue
         except Exception as error:  # one odd photo must not stop the run: it gets its row
             rows.append(failure | {"error": f"error: {type(error).__name__}: {error}"})

@@ -46,7 +46,7 @@ from exprgan.cache import write_bytes_atomic, write_text_atomic
 from exprgan.datamodules.base import PairDataModule
 from exprgan.datamodules.pairs import class_members
 from exprgan.joint import JointExprGAN
-from exprgan.tools.checkpoints import load_model
+from exprgan.tools.checkpoints import check_fits, load_model
 from exprgan.tools.data_config import load_datamodule
 
 INDEX_FILE = "index.csv"
@@ -134,15 +134,7 @@ def synthesize(
     labels = [int(y) for y in datamodule.train_labels()]
     class_names = list(datamodule.class_names)
     image_size = int(getattr(datamodule, "image_size", model.hparams.image_size))
-    if model.hparams.num_expressions != len(class_names):
-        raise ValueError(
-            f"the model has {model.hparams.num_expressions} expressions, the data {len(class_names)} ({class_names})"
-        )
-    if model.hparams.image_size != image_size:
-        raise ValueError(
-            f"the model was trained on {model.hparams.image_size} px images, the data gives {image_size} px "
-            "(set --data.init_args.image_size)"
-        )
+    check_fits(model, class_names, image_size, str(checkpoint or "the model"))
     plan = synthesis_plan(labels, len(class_names), per_image, seed, class_names)
     frame = datamodule.split_frame("train") if hasattr(datamodule, "split_frame") else {}
     if "path" in frame:  # a data set of files

@@ -35,6 +35,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from exprgan.joint import JointExprGAN
+from exprgan.tools.checkpoints import label_index
 from exprgan.tools.faces import (
     PHOTO_ERRORS,
     crops_to_tensor,
@@ -43,24 +44,6 @@ from exprgan.tools.faces import (
     photo_tool_parser,
     to_uint8,
 )
-
-
-def label_index(label: str | int, class_names: Sequence[str]) -> int:
-    """The index of expression ``label``: a class name (any case) or an index.
-
-    Raises:
-        ValueError: no such class; the message lists the valid names.
-    """
-    names = [str(name).lower() for name in class_names]
-    text = str(label).strip()
-    if text.lower() in names:
-        return names.index(text.lower())
-    if text.isdigit() and int(text) < len(names):
-        return int(text)
-    raise ValueError(
-        f"unknown expression {text!r}: the model's expressions are {', '.join(map(str, class_names))} "
-        f"(or 0-{len(names) - 1})"
-    )
 
 
 @torch.no_grad()
