@@ -41,11 +41,18 @@ class ImageNetNormalize(nn.Module):
 def torchvision_model(
     name: BackboneName, pretrained: bool = False, weights_path: str | os.PathLike[str] | None = None
 ) -> nn.Module:
-    """A whole torchvision model, randomly initialised or with its ImageNet weights."""
+    """A torchvision model (VGGs: their ``features`` only), randomly initialised or with its ImageNet weights."""
     if name not in _BUILDERS:
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(_BUILDERS)}")
     build, weights = _BUILDERS[name]
-    model = build(weights=None)
+    if name.startswith("vgg"):  # only the convolutional features are used: skip building the head
+        model = nn.Module()
+        model.features = models.vgg.make_layers(models.vgg.cfgs["E"], batch_norm=name.endswith("_bn"))
+        for conv in (m for m in model.features if isinstance(m, nn.Conv2d)):  # torchvision's VGG init
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+    else:
+        model = build(weights=None)
     if pretrained or weights_path is not None:
         load_pretrained(model, weights, weights_path)
     return model

@@ -33,7 +33,7 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
 
 
 def load_pretrained(model: nn.Module, weights: WeightsEnum, weights_path: str | os.PathLike[str] | None) -> None:
-    """Load ``weights`` into ``model`` (a whole torchvision model), in place.
+    """Load ``weights`` into ``model`` (a torchvision model, or the part of one it keeps), in place.
 
     With ``weights_path`` the file is read and nothing is fetched. Without it torchvision's
     weights API is used: the cached file under ``$TORCH_HOME/hub/checkpoints`` or, with
@@ -43,7 +43,7 @@ def load_pretrained(model: nn.Module, weights: WeightsEnum, weights_path: str | 
     if weights_path is not None:
         state = load_state_dict_file(weights_path)
         try:
-            model.load_state_dict(state)
+            model.load_state_dict(_kept(model, state))
         except RuntimeError as error:
             raise PretrainedWeightsError(f"{weights_path} does not match {type(model).__name__}: {error}") from error
         return
@@ -56,4 +56,11 @@ def load_pretrained(model: nn.Module, weights: WeightsEnum, weights_path: str | 
             f"(downloadable from {weights.url}). Put it there, or pass weights_path=<file> "
             f"(a torchvision state dict), or use pretrained=False. Cause: {error}"
         ) from error
-    model.load_state_dict(state)
+    model.load_state_dict(_kept(model, state))
+
+
+def _kept(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The entries of ``state`` that ``model`` has: a model built without its head (VGG's
+    120M-parameter classifier) ignores the head's weights; missing ones still raise."""
+    own = model.state_dict().keys()
+    return {k: v for k, v in state.items() if k in own}
