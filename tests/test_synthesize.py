@@ -13,8 +13,8 @@ from PIL import Image
 
 from exprgan.cli import cli_main
 from exprgan.datamodules import SynthesizedDataModule
+from exprgan.evaluation.fid import to_uint8
 from exprgan.tools.checkpoints import load_model
-from exprgan.tools.faces import to_uint8
 from exprgan.tools.synthesize import synthesis_plan
 from tests.conftest import tiny_data, tiny_model, tiny_trainer
 from tests.test_cli import ROOT, TINY_MODEL
@@ -96,7 +96,7 @@ def test_synthesize_writes_k_transfers_per_image_with_an_index(synthesized: Path
     model = load_model(checkpoint)
     source, reference = (data.load_train_image(int(row[k])) for k in ("source", "reference"))
     labels_a, labels_b = torch.tensor([row["source_label"]]), torch.tensor([row["label"]])
-    expected = to_uint8(model.transfer(source[None], reference[None], labels_a, labels_b))[0]
+    expected = to_uint8(model.transfer(source[None], reference[None], labels_a, labels_b))[0].permute(1, 2, 0).numpy()
     written = np.asarray(Image.open(synthesized / row["path"]))
     assert written.shape == (32, 32, 3)
     assert np.abs(written.astype(int) - expected.astype(int)).max() <= 1

@@ -1,12 +1,9 @@
 """The shared base of the real data sets' DataModules: listings, preprocessed caches, splits, loading.
 
-A data set module provides a *listing* of its raw tree (see :mod:`exprgan.cache`: the
-columns :data:`~exprgan.cache.INDEX_COLUMNS` plus its own, one row per image or video frame).
-:class:`ImageFolderDataModule` reads either that listing or a preprocessed cache
-(``CACHE/index.csv``: the listing's columns plus ``crop``, the aligned crop relative to
-``CACHE``; ``CACHE/failures.csv``: the listing's rows that failed, plus ``reason``), checks
-every image once, splits the rows (official partition or subject-independent folds) and
-serves the unpaired pair stream for training and single images for evaluation.
+:class:`ImageFolderDataModule` reads a data set's listing (see :mod:`exprgan.cache`) or the
+cache ``exprgan preprocess`` wrote from it, checks every image once, splits the rows (official
+partition or subject-independent folds) and serves the unpaired pair stream for training and
+single images for evaluation.
 """
 
 from __future__ import annotations
@@ -134,19 +131,14 @@ class FaceImages(Dataset):
 class ImageFolderDataModule(PairDataModule):
     """Base of the DataModules of data sets on disk (RAF-DB, Multi-PIE, MMI).
 
-    Rows come from the data set's listing of ``root``, or, with ``cache``, from
-    ``cache/index.csv`` (images: the aligned crops). Every listed image is checked once in
-    ``setup``: a missing or unreadable one raises :class:`~exprgan.cache.BadImageError`
-    naming it, or with ``on_bad_image="skip"`` is left out and counted in a warning.
-    Splits: the data set's official train/test partition, or with ``uses_folds`` fold
-    ``fold`` of a subject-independent k-fold split as the test set and the other folds as
-    training set. Validation uses the test split unless ``val_fraction > 0``, which holds
-    out that fraction of the training subjects (of the training images when subjects are
-    unknown) instead.
-
-    Subclasses set the class attributes, ``num_expressions``, ``class_names`` and ``poses``,
-    and implement :meth:`list_raw` (and :meth:`select` when the cache needs more than
-    relabelling).
+    Rows come from the data set's listing of ``root`` or, with ``cache``, from ``cache/index.csv``
+    (the aligned crops). ``setup`` checks every image once: a missing or unreadable one raises
+    :class:`~exprgan.cache.BadImageError` naming it (``on_bad_image="skip"``: left out, counted in
+    a warning). Splits: the official train/test partition, or with ``uses_folds`` fold ``fold`` of
+    a subject-independent k-fold split as the test set. Validation uses the test split unless
+    ``val_fraction > 0`` holds out that fraction of the training subjects (of the images when
+    subjects are unknown). Subclasses set the class attributes, ``num_expressions``,
+    ``class_names`` and ``poses``, and implement :meth:`list_raw` (and :meth:`select`).
 
     Args:
         root: the raw data set folder.

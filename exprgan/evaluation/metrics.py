@@ -44,28 +44,16 @@ def abbreviations(class_names: Sequence[str], length: int = 3) -> list[str]:
 
 @dataclass
 class ClassificationReport:
-    """Everything :func:`write_results` writes; accuracies are fractions in ``[0, 1]``.
+    """Everything :func:`write_results` writes; accuracies are fractions in ``[0, 1]``."""
 
-    Attributes:
-        class_names: the data set's classes, in label order.
-        accuracy: over all samples.
-        mean_class_accuracy: mean of :attr:`per_class` over the classes with samples.
-        per_class: recall of every class (NaN without samples).
-        support: samples per true class.
-        confusion: row-normalised confusion matrix ``[C, C]`` (rows: true class).
-        confusion_counts: the same in counts.
-        per_pose: accuracy per pose plus ``"mean"`` over the poses (Table II), when poses were given.
-        num_samples: ``N``.
-    """
-
-    class_names: list[str]
-    accuracy: float
-    mean_class_accuracy: float
-    per_class: dict[str, float]
-    support: dict[str, int]
-    confusion: torch.Tensor
-    confusion_counts: torch.Tensor
-    per_pose: dict[str, float] | None = None
+    class_names: list[str]  # the data set's classes, in label order
+    accuracy: float  # over all samples
+    mean_class_accuracy: float  # mean of per_class over the classes with samples
+    per_class: dict[str, float]  # recall of every class (NaN without samples)
+    support: dict[str, int]  # samples per true class
+    confusion: torch.Tensor  # [C, C] row-normalised (rows: true class)
+    confusion_counts: torch.Tensor  # the same in counts
+    per_pose: dict[str, float] | None = None  # accuracy per pose, then "mean" over the poses (Table II)
     num_samples: int = 0
 
     def to_dict(self) -> dict[str, Any]:

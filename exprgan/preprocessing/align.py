@@ -1,18 +1,11 @@
 """Face alignment: a similarity transform that puts the eyes level at fixed positions.
 
-Canonical positions (fractions of the crop side, ``(x, y)`` from the top-left corner;
-"left" is the image's left, the subject's right eye):
-
-====================  ===============  =========================================
-point                 position         landmarks (68-point scheme)
-====================  ===============  =========================================
-left eye centre       (0.365, 0.400)   mean of points 36-41
-right eye centre      (0.635, 0.400)   mean of points 42-47
-mouth centre          (0.500, 0.720)   midpoint of the mouth corners 48 and 54
-====================  ===============  =========================================
-
-The interocular distance is 0.27 of the side and the mouth 0.32 below the eyes, so a
-frontal face fits from the forehead to the chin (the chin lands near 0.92).
+Canonical positions (:class:`CanonicalFace`; fractions of the crop side, ``(x, y)`` from the
+top-left; "left" is the image's left, the subject's right eye): left eye centre (0.365, 0.400),
+the mean of landmarks 36-41; right eye centre (0.635, 0.400), the mean of 42-47; mouth centre
+(0.500, 0.720), the midpoint of the mouth corners 48 and 54. The interocular distance is 0.27
+of the side and the mouth 0.32 below the eyes, so a frontal face fits from the forehead to the
+chin (the chin lands near 0.92).
 
 The transform (:func:`alignment_matrix`) is a similarity (rotation, one scale, shift):
 
@@ -41,17 +34,11 @@ BORDERS = ("constant", "reflect", "replicate")
 
 @dataclass(frozen=True)
 class CanonicalFace:
-    """Where the eye centres and the mouth centre go, as fractions of the crop side.
+    """Where the eye centres and the mouth centre go, ``(x, y)`` as fractions of the crop side."""
 
-    Args:
-        left_eye: ``(x, y)`` of the eye on the image's left.
-        right_eye: ``(x, y)`` of the eye on the image's right.
-        mouth: ``(x, y)`` of the midpoint of the mouth corners.
-    """
-
-    left_eye: tuple[float, float] = (0.365, 0.400)
-    right_eye: tuple[float, float] = (0.635, 0.400)
-    mouth: tuple[float, float] = (0.500, 0.720)
+    left_eye: tuple[float, float] = (0.365, 0.400)  # the eye on the image's left
+    right_eye: tuple[float, float] = (0.635, 0.400)  # the eye on the image's right
+    mouth: tuple[float, float] = (0.500, 0.720)  # the midpoint of the mouth corners
 
     def points(self, size: int) -> np.ndarray:
         """``float64 [3, 2]``: left eye, right eye, mouth, in pixels of a ``size`` crop."""

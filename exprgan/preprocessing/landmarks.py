@@ -25,17 +25,11 @@ class BackendUnavailableError(ImportError):
 
 @dataclass(frozen=True)
 class Detection:
-    """One face found in an image.
+    """One face found in an image."""
 
-    Args:
-        box: ``(x1, y1, x2, y2)`` of the detector's box, pixels.
-        score: the detector's confidence (higher is more confident; the scale is the backend's).
-        landmarks: ``float64 [68, 2]`` points ``(x, y)``, pixels.
-    """
-
-    box: tuple[float, float, float, float]
-    score: float
-    landmarks: np.ndarray
+    box: tuple[float, float, float, float]  # (x1, y1, x2, y2) of the detector's box, pixels
+    score: float  # the detector's confidence (higher is more confident; the scale is the backend's)
+    landmarks: np.ndarray  # float64 [68, 2] points (x, y), pixels
 
     def __post_init__(self) -> None:
         landmarks = np.asarray(self.landmarks, dtype=np.float64)

@@ -40,12 +40,9 @@ backends:
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser, device: bool = True) -> None:
-    """``--backend``, ``--border``, ``--detect-max-side`` and each backend's options (a group each).
+    """Add ``--backend``, ``--border``, ``--detect-max-side`` and each backend's options (a group each) to ``parser``.
 
-    Args:
-        parser: the command's parser.
-        device: give the face_alignment group its own ``--device``; ``False`` where the command
-            has a ``--device`` of its own and passes it to :func:`backend_spec`.
+    ``device=False``: no face_alignment ``--device`` (the command has its own and passes it to :func:`backend_spec`).
     """
     parser.add_argument(
         "--backend",
@@ -98,13 +95,10 @@ def add_backend_arguments(parser: argparse.ArgumentParser, device: bool = True) 
 def backend_spec(
     options: argparse.Namespace, parser: argparse.ArgumentParser, device: str | None = None
 ) -> BackendSpec:
-    """The :class:`BackendSpec` the options ask for; an unknown backend or another backend's option is a usage error.
+    """The :class:`BackendSpec` of ``options`` (parsed by ``parser``, set up by :func:`add_backend_arguments`).
 
-    Args:
-        options: parsed arguments of a parser set up by :func:`add_backend_arguments`.
-        parser: that parser, to report usage errors (exit status 2).
-        device: where the face_alignment backend runs, for a parser without its ``--device``
-            (the photo tools pass the model's device); ignored by other backends.
+    An unknown backend or another backend's option is a usage error (exit status 2). ``device``: where the
+    face_alignment backend runs, for a parser without its ``--device`` (the photo tools pass the model's).
     """
     try:
         resolve_backend(options.backend)

@@ -64,21 +64,13 @@ class Task:
 
 @dataclass(frozen=True)
 class PreprocessSummary:
-    """What a run did.
+    """What a run did, in listing rows and distinct images."""
 
-    Args:
-        rows: listing rows.
-        crops: rows in ``index.csv``.
-        failures: rows in ``failures.csv``.
-        resumed: distinct images found done in the cache and skipped.
-        processed: distinct images processed by this run.
-    """
-
-    rows: int
-    crops: int
-    failures: int
-    resumed: int
-    processed: int
+    rows: int  # listing rows
+    crops: int  # rows in index.csv
+    failures: int  # rows in failures.csv
+    resumed: int  # images found done in the cache and skipped
+    processed: int  # images processed by this run
 
 
 def normalise_listing(listing: pd.DataFrame) -> pd.DataFrame:
@@ -162,12 +154,6 @@ def _init_worker(spec: BackendSpec) -> None:
 def _process_in_worker(task: Task) -> dict[str, Any]:
     assert _WORKER_BACKEND is not None, "worker not initialised"
     return process(task, _WORKER_BACKEND)
-
-
-def _run_serial(tasks: list[Task], spec: BackendSpec) -> Iterator[dict[str, Any]]:
-    backend = spec.build()
-    for task in tasks:
-        yield process(task, backend)
 
 
 def _run_pool(tasks: list[Task], spec: BackendSpec, workers: int, start_method: str) -> Iterator[dict[str, Any]]:
@@ -282,7 +268,11 @@ def preprocess(
             Task(str(root), path, frame, str(out), crop_name(path, frame), size, canonical, border, detect_max_side)
             for path, frame in todo
         ]
-        results = _run_serial(tasks, spec) if workers <= 1 else _run_pool(tasks, spec, workers, start_method)
+        if workers > 1:
+            results = _run_pool(tasks, spec, workers, start_method)
+        else:
+            backend = spec.build()
+            results = (process(task, backend) for task in tasks)
         bar = tqdm(total=len(keys), initial=resumed, unit="img", desc="preprocess", disable=not progress)
         with closing(results) as stream, bar:
             for record in stream:

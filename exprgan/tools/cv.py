@@ -23,7 +23,6 @@ example:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import io
@@ -38,18 +37,14 @@ import yaml
 
 from exprgan.cli import cli_main
 from exprgan.evaluation.tables import markdown_table
+from exprgan.tools import tool_parser
 from exprgan.tools.report import class_table, load_run, pose_table, summarize
 
 CHECKPOINT_CLASS = "ModelCheckpoint"
 
 
 def resolved_config(args: Sequence[str]) -> dict[str, Any]:
-    """The full ``fit`` config of a training command line (``--config`` files and overrides).
-
-    Args:
-        args: what follows ``exprgan fit``, e.g. ``["--config", "experiments/multipie.yaml",
-            "--data.root", "/data/mpie"]``.
-    """
+    """The full ``fit`` config of ``args``, what follows ``exprgan fit`` (``--config`` files and overrides)."""
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):  # --print_config exits
         cli_main(["fit", *args, "--print_config"])
@@ -60,15 +55,9 @@ def resolved_config(args: Sequence[str]) -> dict[str, Any]:
 
 
 def fold_config(config: dict[str, Any], fold: int, run_dir: str | Path) -> dict[str, Any]:
-    """``config`` for fold ``fold``, every output of the run under ``run_dir``.
+    """A resolved ``fit`` config for test fold ``fold``, every output of the run under ``run_dir``.
 
-    Args:
-        config: a resolved ``fit`` config (see :func:`resolved_config`).
-        fold: the test fold.
-        run_dir: the fold's folder.
-
-    Raises:
-        ValueError: the config's DataModule has no ``fold`` argument (no cross-validation).
+    Raises ``ValueError`` when the config's DataModule has no ``fold`` argument (no cross-validation).
     """
     config = copy.deepcopy(config)
     run_dir = Path(run_dir)
@@ -109,14 +98,10 @@ def fold_config(config: dict[str, Any], fold: int, run_dir: str | Path) -> dict[
 
 
 def run_fold(config: dict[str, Any], fold: int, run_dir: str | Path, overwrite: bool = False) -> Path:
-    """Fit then test fold ``fold`` in ``run_dir``; returns its ``test_results.json``.
+    """Fit then test fold ``fold`` of a resolved ``config`` in ``run_dir``; returns its ``test_results.json``.
 
-    Args:
-        config: a resolved ``fit`` config.
-        fold: the test fold.
-        run_dir: the fold's folder.
-        overwrite: delete the folder first (otherwise a finished fold is skipped and an
-            interrupted one resumes from its ``last.ckpt``).
+    A finished fold is skipped and an interrupted one resumes from its ``last.ckpt``, unless ``overwrite``
+    deletes the folder first.
     """
     run_dir = Path(run_dir)
     results = run_dir / "results" / "test_results.json"
@@ -184,14 +169,8 @@ def cross_validate(
 
 def cv_main(args: Sequence[str]) -> None:
     """``exprgan cv``: fit and test every cross-validation fold, then report mean and std."""
-    parser = argparse.ArgumentParser(
-        prog="exprgan cv",
-        usage="exprgan cv --config FILE [--config FILE ...] [fit options ...] [--folds K [K ...]] "
-        "[--runs-dir DIR] [--overwrite]",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
+    usage = "exprgan cv --config FILE [--config FILE ...] [fit options ...] [--folds K [K ...]] [--runs-dir DIR]"
+    parser = tool_parser("exprgan cv", __doc__, usage=usage + " [--overwrite]")
     parser.add_argument(
         "--folds", type=int, nargs="+", default=None, help="test folds to run (default: 0 .. num_folds - 1)"
     )

@@ -26,6 +26,7 @@ from exprgan.preprocessing.align import CanonicalFace, align_face
 from exprgan.preprocessing.landmarks import BackendUnavailableError, LandmarkBackend
 from exprgan.preprocessing.options import BACKENDS_HELP, add_backend_arguments, backend_spec
 from exprgan.preprocessing.run import detect_faces
+from exprgan.tools import tool_parser
 from exprgan.tools.checkpoints import load_model
 
 # detection scores are on each backend's own scale: dlib's HOG margin (a clear frontal face
@@ -49,49 +50,29 @@ class NoFaceError(ValueError):
 
 @dataclass(frozen=True)
 class AlignedFace:
-    """One face of a photo, aligned.
+    """One face of a photo, aligned."""
 
-    Args:
-        crop: ``uint8 [S, S, 3]`` the aligned face at the model's image size ``S``.
-        box: ``(x1, y1, x2, y2)`` of the detector's box in the photo, pixels.
-        score: the detector's confidence (on the backend's scale).
-        matrix: ``[2, 3]`` affine taking photo pixels to crop pixels.
-    """
-
-    crop: np.ndarray
-    box: tuple[float, float, float, float]
-    score: float
-    matrix: np.ndarray
+    crop: np.ndarray  # uint8 [S, S, 3], the aligned face at the model's image size S
+    box: tuple[float, float, float, float]  # (x1, y1, x2, y2) of the detector's box in the photo, pixels
+    score: float  # the detector's confidence (on the backend's scale)
+    matrix: np.ndarray  # [2, 3] affine taking photo pixels to crop pixels
 
 
 @dataclass(frozen=True)
 class FaceFinder:
-    """Finds the faces of photos and aligns them as ``exprgan preprocess`` does.
+    """Finds the faces of photos and aligns them as ``exprgan preprocess`` does."""
 
-    Args:
-        backend: the landmark backend (see :mod:`exprgan.preprocessing`).
-        size: side of the aligned crops (the model's ``image_size``).
-        min_score: detections scoring below this are dropped (the scale is the backend's).
-        border: fill where a crop leaves the photo (``constant``: black, as in preprocessing).
-        detect_max_side: detect on a copy of a larger photo reduced to this longest side.
-        canonical: where eyes and mouth go (default :class:`CanonicalFace`, as in preprocessing).
-    """
-
-    backend: LandmarkBackend
-    size: int
-    min_score: float = 0.0
-    border: str = "constant"
-    detect_max_side: int | None = None
-    canonical: CanonicalFace | None = None
+    backend: LandmarkBackend  # see exprgan.preprocessing
+    size: int  # side of the aligned crops (the model's image_size)
+    min_score: float = 0.0  # detections scoring below this are dropped (the scale is the backend's)
+    border: str = "constant"  # fill where a crop leaves the photo (constant: black, as in preprocessing)
+    detect_max_side: int | None = None  # detect on a copy of a larger photo reduced to this longest side
+    canonical: CanonicalFace | None = None  # where eyes and mouth go (default: preprocessing's)
 
     def align(self, image: np.ndarray, path: str | os.PathLike[str] = "image") -> list[AlignedFace]:
-        """Every face of ``image`` (``uint8 [H, W, 3]`` RGB, the photo ``path``) scoring at least ``min_score``.
+        """The faces of photo ``path`` (``image``, ``uint8 [H, W, 3]``) scoring >= ``min_score``, aligned, best first.
 
-        Returns:
-            The faces, aligned, most confident first.
-
-        Raises:
-            NoFaceError: no face scores at least ``min_score``.
+        Raises :class:`NoFaceError` when there is none.
         """
         detections = detect_faces(self.backend, image, self.detect_max_side)
         kept = [detection for detection in detections if detection.score >= self.min_score]
@@ -117,12 +98,6 @@ class FaceFinder:
 def crops_to_tensor(crops: Sequence[np.ndarray]) -> torch.Tensor:
     """``uint8 [S, S, 3]`` crops -> ``float [N, 3, S, S]`` in ``[-1, 1]``, the model's input."""
     return torch.stack([to_tensor(crop) for crop in crops])
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """``float [N, 3, S, S]`` (or ``[3, S, S]``) in ``[-1, 1]`` -> ``uint8 [N, S, S, 3]`` (or ``[S, S, 3]``)."""
-    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return pixels.movedim(-3, -1).numpy()
 
 
 def face_mask(size: int) -> np.ndarray:
@@ -166,18 +141,8 @@ FACE_OPTIONS_HELP = (
 
 
 def photo_tool_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """A parser with ``--ckpt``, ``--device``, ``--min-score`` and the backend options of ``exprgan preprocess``.
-
-    Args:
-        prog: the command, e.g. ``"exprgan recognize"``.
-        description: its help, printed as written (the tool module's docstring).
-    """
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=description,
-        epilog=FACE_OPTIONS_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    """The parser of tool ``prog``: ``--ckpt``, ``--device``, ``--min-score`` and ``exprgan preprocess``'s backends."""
+    parser = tool_parser(prog, description, epilog=FACE_OPTIONS_HELP)
     parser.add_argument("--ckpt", type=Path, required=True, metavar="CKPT", help="a trained exprgan checkpoint")
     parser.add_argument(
         "--device",

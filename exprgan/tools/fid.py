@@ -21,7 +21,6 @@ From Python::
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -41,6 +40,7 @@ from exprgan.evaluation.fid import (
     per_expression_fid,
     write_fid_comparison,
 )
+from exprgan.tools import tool_parser
 from exprgan.tools.checkpoints import check_fits, label_index, load_model
 from exprgan.tools.data_config import load_datamodule
 
@@ -116,12 +116,7 @@ def compare_checkpoints(
 
 def fid_main(args: Sequence[str]) -> None:
     """``exprgan fid``: per-expression FID of checkpoints, one side-by-side table (Tables V-VI)."""
-    parser = argparse.ArgumentParser(
-        prog="exprgan fid",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
+    parser = tool_parser("exprgan fid", __doc__)
     add = parser.add_argument
     add("--ckpt", action="append", required=True, help="a checkpoint (repeat for several)")
     add("--name", action="append", help="a table row name per --ckpt, in order (default: run folder or file stem)")

@@ -19,7 +19,6 @@ Written into ``--out``: ``report.md`` (all tables) and ``report_<table>.md`` / `
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -31,6 +30,7 @@ import pandas as pd
 import yaml
 
 from exprgan.evaluation.tables import markdown_table
+from exprgan.tools import tool_parser
 
 RESULTS_FILE = "test_results.json"
 CONFIG_FILE = "config.yaml"
@@ -187,13 +187,8 @@ def write_report(
 
 def report_main(args: Sequence[str]) -> None:
     """``exprgan report``: gather finished runs into the paper's tables (markdown and CSV)."""
-    parser = argparse.ArgumentParser(
-        prog="exprgan report",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example: exprgan report runs/multipie-ours runs/multipie-no_interl runs/multipie-no_synfi --out tables",
-        allow_abbrev=False,
-    )
+    example = "example: exprgan report runs/multipie-ours runs/multipie-no_interl runs/multipie-no_synfi --out tables"
+    parser = tool_parser("exprgan report", __doc__, epilog=example)
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders, or folders of runs")
     parser.add_argument("--out", default="report", help="output folder (report)")
     parser.add_argument("--name", action="append", help="row name per run found, in order (default: folder)")

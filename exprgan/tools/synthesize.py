@@ -27,7 +27,6 @@ example:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -46,6 +45,7 @@ from exprgan.cache import write_bytes_atomic, write_text_atomic
 from exprgan.datamodules.base import PairDataModule
 from exprgan.datamodules.pairs import class_members
 from exprgan.joint import JointExprGAN
+from exprgan.tools import tool_parser
 from exprgan.tools.checkpoints import check_fits, load_model
 from exprgan.tools.data_config import load_datamodule
 
@@ -63,17 +63,9 @@ def synthesis_plan(
     seed: int = 0,
     class_names: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Which transfers to make: ``per_image`` rows per training image, in rank order.
+    """Which transfers to make: ``per_image`` (``K <= n - 1``) rows per training image of ``labels``, in rank order.
 
-    Args:
-        labels: label of every training image.
-        num_expressions: ``n``.
-        per_image: ``K``, at most ``n - 1``.
-        seed: seed of the target order and of the references.
-        class_names: for ``label_name`` / ``source_label_name`` (default: the label numbers).
-
-    Returns:
-        :data:`INDEX_COLUMNS` (``source_path`` empty), one row per (image, rank).
+    Returns :data:`INDEX_COLUMNS` (``source_path`` empty; names: ``class_names`` or the label numbers).
     """
     if not 0 <= per_image <= num_expressions - 1:
         raise ValueError(f"per_image must be in 0..{num_expressions - 1} (n - 1 other expressions), got {per_image}")
@@ -179,13 +171,8 @@ def synthesize(
 
 def synthesize_main(args: Sequence[str]) -> None:
     """``exprgan synthesize``: transfers of every training image to K other expressions, with an index."""
-    parser = argparse.ArgumentParser(
-        prog="exprgan synthesize",
-        usage="exprgan synthesize --ckpt CKPT --config FILE [--data.* VALUE ...] --per-image K --out DIR [options]",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
+    usage = "exprgan synthesize --ckpt CKPT --config FILE [--data.* VALUE ...] --per-image K --out DIR [options]"
+    parser = tool_parser("exprgan synthesize", __doc__, usage=usage)
     parser.add_argument("--ckpt", required=True, help="a trained exprgan checkpoint")
     parser.add_argument(
         "--config", action="append", required=True, help="experiment config whose data: section gives the images"

@@ -34,16 +34,10 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
+from exprgan.evaluation.fid import to_uint8
 from exprgan.joint import JointExprGAN
 from exprgan.tools.checkpoints import label_index
-from exprgan.tools.faces import (
-    PHOTO_ERRORS,
-    crops_to_tensor,
-    open_model_and_faces,
-    paste_face,
-    photo_tool_parser,
-    to_uint8,
-)
+from exprgan.tools.faces import PHOTO_ERRORS, crops_to_tensor, open_model_and_faces, paste_face, photo_tool_parser
 
 
 @torch.no_grad()
@@ -83,7 +77,7 @@ def transfer_faces(
         torch.full((len(references),), identity_label, device=images.device),
         torch.tensor(labels, device=images.device),
     )
-    return to_uint8(outputs), identity_label, labels
+    return to_uint8(outputs).permute(0, 2, 3, 1).cpu().numpy(), identity_label, labels
 
 
 def transfer_grid(
