@@ -362,7 +362,10 @@ class JointExprGAN(pl.LightningModule):
         real = self.classifier.forward_features(torch.cat([batch["image_a"], batch["image_b"]]))
         if not self.hparams.synthesized_images:
             return BackboneFeatures(real)
-        pixels = torch.cat([out.image_c, out.image_d]).detach().requires_grad_(self.weights.classification > 0)
+        leaf = torch.cat([out.image_c, out.image_d]).detach().requires_grad_(self.weights.classification > 0)
+        pixels = leaf.view_as(
+            leaf
+        )  # not the leaf itself: module hooks (FlopCounterMode) can't watch one in autograd.grad
         return BackboneFeatures(real, self.classifier.forward_features(pixels), pixels)
 
     def _classify_parts(
