@@ -31,7 +31,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # only for --base: older checkouts augment with albumentations
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402

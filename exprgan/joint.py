@@ -48,28 +48,36 @@ class BackboneFeatures:
     """The classifier backbone's features of one step, shared by the G and C phases.
 
     C is not updated between the two phases, so the backbone's output on the step's faces
-    is the same in both: it runs once. Its graph reaches C's parameters only (the generated
-    faces enter it detached, as ``pixels``), so each phase's backward pass reaches only its
-    own network, as DDP requires; G's ``L_C`` reaches G's pixels through
-    :meth:`pixel_gradient`.
+    is the same in both: it runs once, on the real and generated faces in one batch (a
+    BatchNorm backbone's running statistics are updated once a step, not twice). Its graph
+    reaches C's parameters only (the generated faces enter it detached, as ``pixels``), so
+    each phase's backward pass reaches only its own network, as DDP requires; G's ``L_C``
+    reaches G's pixels through :meth:`pixel_gradient`.
 
     Attributes:
-        real: features of ``[I_a, I_b]``: ``[2N, C, H/32, W/32]``.
-        generated: features of ``[I_c, I_d]``, or None when C never reads generated faces
-            (``synthesized_images=False``).
-        pixels: the detached ``[I_c, I_d]`` they were computed from (a leaf that requires
-            grad when G's loss needs the pixel gradient).
+        features: features of ``[I_a, I_b (, I_c, I_d)]``: ``[2N (+2N), C, H/32, W/32]``.
+        num_real: how many of them are real faces (``2N``).
+        pixels: the detached ``[I_c, I_d]`` the others were computed from, or None when C
+            never reads generated faces (``synthesized_images=False``).
     """
 
-    real: torch.Tensor
-    generated: torch.Tensor | None = None
+    features: torch.Tensor
+    num_real: int
     pixels: torch.Tensor | None = None
 
-    def pixel_gradient(self, grad_generated: torch.Tensor) -> torch.Tensor:
-        """The backbone's vector-Jacobian product: a gradient on ``generated`` carried back to
+    @property
+    def real(self) -> torch.Tensor:
+        return self.features[: self.num_real]
+
+    @property
+    def generated(self) -> torch.Tensor | None:
+        return self.features[self.num_real :] if self.pixels is not None else None
+
+    def pixel_gradient(self, grad_features: torch.Tensor) -> torch.Tensor:
+        """The backbone's vector-Jacobian product: a gradient on ``features`` carried back to
         ``pixels`` (input gradients only; the graph is kept for the C phase)."""
-        assert self.generated is not None and self.pixels is not None
-        (grad,) = torch.autograd.grad(self.generated, self.pixels, grad_generated, retain_graph=True)
+        assert self.pixels is not None
+        (grad,) = torch.autograd.grad(self.features, self.pixels, grad_features, retain_graph=True)
         return grad
 
 
@@ -284,14 +292,18 @@ class JointExprGAN(pl.LightningModule):
         """Eq. 12 for G: adversarial, interpolation, reconstruction, perceptual, pixel-sum, TV, L_C."""
         a, b, y_a, y_b = batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"]
         w = self.weights
-        fakes, fake_labels = self._judged_fakes(out, y_a, y_b)
-        logits = self.discriminator(fakes, fake_labels)
-        n_swap = 2 * len(a)
-        terms = {"g/adversarial": multiscale_adversarial_loss([s[:n_swap] for s in logits], real=True)}
-        weighted = [(w.adversarial, "g/adversarial")]
-        if out.interp_c is not None:
-            terms["g/interpolation"] = interpolation_loss([s[n_swap:] for s in logits], for_discriminator=False)
-            weighted.append((w.interpolation, "g/interpolation"))
+        terms: Terms = {}
+        weighted: list[tuple[float, str]] = []
+        if w.adversarial > 0 or out.interp_c is not None:  # D judges I_c, I_d (and the interpolated)
+            fakes, fake_labels = self._judged_fakes(out, y_a, y_b)
+            logits = self.discriminator(fakes, fake_labels)
+            n_swap = 2 * len(a)
+            if w.adversarial > 0:
+                terms["g/adversarial"] = multiscale_adversarial_loss([s[:n_swap] for s in logits], real=True)
+                weighted.append((w.adversarial, "g/adversarial"))
+            if out.interp_c is not None:
+                terms["g/interpolation"] = interpolation_loss([s[n_swap:] for s in logits], for_discriminator=False)
+                weighted.append((w.interpolation, "g/interpolation"))
         if w.reconstruction > 0:
             terms["g/reconstruction"] = reconstruction_loss(a, out.recon_a, b, out.recon_b)
             weighted.append((w.reconstruction, "g/reconstruction"))
@@ -324,17 +336,18 @@ class JointExprGAN(pl.LightningModule):
         """
         y_a, y_b = batch["label_a"], batch["label_b"]
         uses_representation = self.classifier.uses_representation
-        parts = []
+        if features.pixels is None:  # real faces only: L_C reaches G through their codes alone
+            if not uses_representation:
+                return None
+            codes = torch.cat([out.code_a, out.code_b])
+            return classification_loss(*self._classify_parts([(features.real.detach(), codes, torch.cat([y_a, y_b]))]))
+        leaf = features.features.detach().requires_grad_()  # the gradient stops here ...
+        n, generated = features.num_real, torch.cat([out.image_c, out.image_d])
+        parts = [(leaf[n:], self.generator.encode(generated) if uses_representation else None, torch.cat([y_b, y_a]))]
         if uses_representation:
-            parts.append((features.real.detach(), torch.cat([out.code_a, out.code_b]), torch.cat([y_a, y_b])))
-        if features.generated is None:
-            return classification_loss(*self._classify_parts(parts)) if parts else None
-        generated = torch.cat([out.image_c, out.image_d])
-        code = self.generator.encode(generated) if uses_representation else None
-        generated_features = features.generated.detach().requires_grad_()  # the gradient stops here ...
-        parts.append((generated_features, code, torch.cat([y_b, y_a])))
+            parts.insert(0, (leaf[:n], torch.cat([out.code_a, out.code_b]), torch.cat([y_a, y_b])))
         loss = classification_loss(*self._classify_parts(parts))
-        (grad,) = torch.autograd.grad(loss, generated_features, retain_graph=True)
+        (grad,) = torch.autograd.grad(loss, leaf, retain_graph=True)
         through_pixels = (generated * features.pixel_gradient(grad)).sum()  # ... and goes on from the pixels
         return loss + (through_pixels - through_pixels.detach())
 
@@ -358,15 +371,16 @@ class JointExprGAN(pl.LightningModule):
         return loss, {"c/loss": loss}, logits
 
     def backbone_features(self, batch: Batch, out: GeneratorOutput) -> BackboneFeatures:
-        """C's backbone on the step's real and (when C reads them) generated faces."""
-        real = self.classifier.forward_features(torch.cat([batch["image_a"], batch["image_b"]]))
+        """C's backbone on the step's real and (when C reads them) generated faces, in one batch
+        as C's own phase sees them (a BatchNorm backbone normalises them together)."""
+        real = torch.cat([batch["image_a"], batch["image_b"]])
         if not self.hparams.synthesized_images:
-            return BackboneFeatures(real)
+            return BackboneFeatures(self.classifier.forward_features(real), len(real))
         leaf = torch.cat([out.image_c, out.image_d]).detach().requires_grad_(self.weights.classification > 0)
         pixels = leaf.view_as(
             leaf
         )  # not the leaf itself: module hooks (FlopCounterMode) can't watch one in autograd.grad
-        return BackboneFeatures(real, self.classifier.forward_features(pixels), pixels)
+        return BackboneFeatures(self.classifier.forward_features(torch.cat([real, pixels])), len(real), pixels)
 
     def _classify_parts(
         self, parts: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]
@@ -507,6 +521,11 @@ class JointExprGAN(pl.LightningModule):
             self._compiled = True
 
     def setup(self, stage: str) -> None:
+        if self._trainer is not None and str(self._trainer.precision).startswith("16"):
+            raise ValueError(
+                "JointExprGAN takes G's L_C gradient through the classifier by hand, outside fp16's "
+                "loss scaling: use precision='bf16-mixed' (or 32) instead of '16-mixed'"
+            )
         strategy = self._trainer.strategy if self._trainer is not None else None
         if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters", False):
             raise ValueError(

@@ -248,3 +248,15 @@ def test_plain_ddp_is_refused_with_advice() -> None:
     trainer = tiny_trainer(max_steps=3, strategy=DDPStrategy(), devices=1)
     with pytest.raises(ValueError, match="ddp_find_unused_parameters_true"):
         trainer.fit(model, tiny_data())
+
+
+def test_fp16_with_loss_scaling_is_refused_with_advice() -> None:
+    """G's L_C gradient is taken through the classifier by hand, outside fp16's loss scaler."""
+    from types import SimpleNamespace
+
+    model = tiny_model()
+    model._trainer = SimpleNamespace(precision="16-mixed", strategy=None)
+    with pytest.raises(ValueError, match="bf16-mixed"):
+        model.setup("fit")
+    model._trainer = SimpleNamespace(precision="bf16-mixed", strategy=None)
+    model.setup("fit")

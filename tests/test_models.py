@@ -79,6 +79,16 @@ def test_l2norm_first_and_second_derivatives_match_finite_differences() -> None:
     inputs = (x, layer.gain.detach().clone().requires_grad_(), layer.bias.detach().clone().requires_grad_())
     assert torch.autograd.gradcheck(run, inputs)
     assert torch.autograd.gradgradcheck(run, inputs)
+    # where the norm is clamped to eps (a pixel of norm ~0.3 under eps = 1): the layer is x / eps there
+    small = x.detach().clone()
+    small[0, :, 1, 1] *= 0.3 / small[0, :, 1, 1].norm()
+    small.requires_grad_()
+
+    def clamped(x: torch.Tensor, gain: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return _L2Norm.apply(x, gain, bias, 1.0)
+
+    assert torch.autograd.gradcheck(clamped, (small, *inputs[1:]))
+    assert torch.autograd.gradgradcheck(clamped, (small, *inputs[1:]))
 
 
 def test_r1_gradient_through_l2norm_equals_the_composite_layers() -> None:

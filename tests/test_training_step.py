@@ -168,28 +168,34 @@ def test_transfer_decodes_the_forward_passs_image_c_or_the_reconstruction() -> N
     assert not torch.allclose(transferred[0], identity[0], atol=1e-3)  # the generator did change the images
 
 
-@pytest.mark.parametrize("representation", [True, False])
-def test_gs_classification_gradient_is_the_classifier_run_whole(representation: bool) -> None:
+@pytest.mark.parametrize(
+    ("representation", "backbone"),
+    [(True, "vgg19"), (False, "vgg19"), (True, "resnet18")],
+    ids=["vgg19", "no-ExpR", "batchnorm"],
+)
+def test_gs_classification_gradient_is_the_classifier_run_whole(representation: bool, backbone: str) -> None:
     """With every other term weighted 0, G's gradient is ``d L_C / d G`` of the classifier run
-    whole on the faces (through the pixels and the codes): the shared backbone loses nothing."""
+    whole on the step's faces in one batch (through the pixels and the codes): the shared
+    backbone loses nothing, BatchNorm included."""
     torch.manual_seed(0)
     weights = dict(adversarial=0, interpolation=0, reconstruction=0, perceptual=0, pixel_sum=0, total_variation=0)
     model = _without_dropout(
         tiny_model(
-            loss_weights={**weights, "classification": 2.0}, expression_representation=representation, **PAPER_LIKE
+            loss_weights={**weights, "classification": 2.0},
+            expression_representation=representation,
+            **{**PAPER_LIKE, "backbone": backbone},
         )
     )
     batch = FixedBatches(1).items[0]
     a, b, y_a, y_b = batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"]
-    parameters = [p for p in model.generator.parameters()]
+    parameters = list(model.generator.parameters())
     out = model.generator(a, b, y_a, y_b)
     generated = torch.cat([out.image_c, out.image_d])
-    logits = model.classifier(generated, model.generator.encode(generated) if representation else None)
-    labels = torch.cat([y_b, y_a])
-    if representation:
-        logits = torch.cat([model.classifier(torch.cat([a, b]), torch.cat([out.code_a, out.code_b])), logits])
-        labels = torch.cat([y_a, y_b, labels])
-    expected = torch.autograd.grad(2.0 * F.cross_entropy(logits, labels), parameters, allow_unused=True)
+    codes = torch.cat([out.code_a, out.code_b, model.generator.encode(generated)]) if representation else None
+    logits = model.classifier(torch.cat([a, b, generated]), codes)  # one batch, as C's phase sees it
+    labels = torch.cat([y_a, y_b, y_b, y_a])
+    n = 0 if representation else 2 * len(a)  # without codes the real faces have no path to G
+    expected = torch.autograd.grad(2.0 * F.cross_entropy(logits[n:], labels[n:]), parameters, allow_unused=True)
 
     update, got = model._update, {}
 

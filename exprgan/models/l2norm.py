@@ -38,7 +38,7 @@ class _L2Norm(torch.autograd.Function):
             if needs_x:
                 # d/dx of x / ||x|| is inv * (g - x_hat <g, x_hat>); where the norm is clamped, inv * g
                 scale = inv * gain
-                grad_x = grad * scale - x * (scale * inv * dot * (norm > ctx.eps))
+                grad_x = grad * scale - x * (scale * inv * dot * (norm >= ctx.eps))
             if needs_gain:
                 grad_gain = dot.sum().reshape(gain.shape)
         if needs_bias:
