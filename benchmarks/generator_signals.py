@@ -43,7 +43,9 @@ def term_gradients(model: JointExprGAN, batch: dict[str, torch.Tensor]) -> dict[
     params = list(model.generator.parameters())
     a, b, y_a, y_b = batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"]
     out = model.generator(a, b, y_a, y_b, interpolate=model.weights.interpolation > 0)
-    _, terms = model.generator_loss(batch, out, model.backbone_features(batch, out))
+    _, terms = model.generator_loss(
+        batch, out, model.backbone_features(batch, out, step=model.hparams.synthesized_after_steps)
+    )
     flat: dict[str, torch.Tensor] = {}
     for name, value in terms.items():
         if name not in TERM_WEIGHTS:

@@ -244,7 +244,7 @@ class JointExprGAN(pl.LightningModule):
         with self.toggled_optimizer(opt_d):
             d_loss, d_terms = self.discriminator_loss(batch, out, step)
             self._update(opt_d, self.discriminator, d_loss, d_terms, step)
-        features = self.backbone_features(batch, out)
+        features = self.backbone_features(batch, out, step)
         with self.toggled_optimizer(opt_g):
             g_loss, g_terms = self.generator_loss(batch, out, features)
             self._update(opt_g, self.generator, g_loss, g_terms, step)
@@ -370,16 +370,16 @@ class JointExprGAN(pl.LightningModule):
         loss = classification_loss(logits, labels)
         return loss, {"c/loss": loss}, logits
 
-    def backbone_features(self, batch: Batch, out: GeneratorOutput) -> BackboneFeatures:
-        """C's backbone on the step's real and (when C reads them) generated faces, in one batch
-        as C's own phase sees them (a BatchNorm backbone normalises them together)."""
+    def backbone_features(self, batch: Batch, out: GeneratorOutput, step: int) -> BackboneFeatures:
+        """C's backbone on the step's real and (when G's ``L_C`` or C reads them) generated faces,
+        in one batch as C's own phase sees them (a BatchNorm backbone normalises them together)."""
         real = torch.cat([batch["image_a"], batch["image_b"]])
-        if not self.hparams.synthesized_images:
+        hp, g_reads = self.hparams, self.weights.classification > 0
+        if not hp.synthesized_images or not (g_reads or step >= hp.synthesized_after_steps):
             return BackboneFeatures(self.classifier.forward_features(real), len(real))
-        leaf = torch.cat([out.image_c, out.image_d]).detach().requires_grad_(self.weights.classification > 0)
-        pixels = leaf.view_as(
-            leaf
-        )  # not the leaf itself: module hooks (FlopCounterMode) can't watch one in autograd.grad
+        leaf = torch.cat([out.image_c, out.image_d]).detach().requires_grad_(g_reads)
+        # a view, not the leaf itself: module hooks (FlopCounterMode) cannot watch a leaf in autograd.grad
+        pixels = leaf.view_as(leaf)
         return BackboneFeatures(self.classifier.forward_features(torch.cat([real, pixels])), len(real), pixels)
 
     def _classify_parts(
