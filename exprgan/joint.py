@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import random
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,13 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from exprgan.evaluation.metrics import ExpressionMetrics, figure_to_tensor, plot_confusion_matrix, write_results
+from exprgan.evaluation.oracle import oracle_predict
+from exprgan.evaluation.transfer import TransferMetrics, transfer_summary, write_transfer_results
 from exprgan.loggers import log_image, pair_grid
 from exprgan.losses import (
     LossWeights,
     PerceptualLoss,
+    change_l1,
     classification_loss,
     discriminator_loss,
     interpolation_loss,
@@ -32,7 +36,8 @@ from exprgan.losses import (
     reconstruction_loss,
     total_variation,
 )
-from exprgan.models import ExpressionClassifier, Generator, GeneratorOutput, MultiScaleDiscriminator
+from exprgan.models import ExpressionClassifier, ExpressionFeatures, Generator, GeneratorOutput, MultiScaleDiscriminator
+from exprgan.offline import cached, train_classifier
 from exprgan.options import Networks, Optimization, as_group
 
 Batch = dict[str, torch.Tensor]
@@ -180,11 +185,12 @@ class JointExprGAN(pl.LightningModule):
             representation_channels=self.generator.encoder.out_channels if net.expression_representation else 0,
             hidden_features=net.classifier_hidden_features,
         )
-        self.perceptual = (
-            PerceptualLoss(net.perceptual_pretrained, net.perceptual_weights, net.perceptual_layer_weights)
-            if self.weights.perceptual > 0
-            else None
-        )
+        self.perceptual: PerceptualLoss | None = None
+        if self.weights.perceptual > 0:
+            features = ExpressionFeatures(num_expressions) if net.perceptual_network == "expression" else None
+            self.perceptual = PerceptualLoss(
+                net.perceptual_pretrained, net.perceptual_weights, net.perceptual_layer_weights, network=features
+            )
 
         self.train_accuracy = MulticlassAccuracy(num_expressions, average="micro")
         self.val_accuracy = MulticlassAccuracy(num_expressions, average="micro")
@@ -270,16 +276,24 @@ class JointExprGAN(pl.LightningModule):
         r1_weight = w.r1 * every if step % every == 0 else 0.0
         real = torch.cat([a, b]).detach().requires_grad_(r1_weight > 0)
         fakes, fake_labels = self._judged_fakes(out, y_a, y_b)
-        logits = self.discriminator(torch.cat([real, fakes.detach()]), torch.cat([y_a, y_b, fake_labels]))
-        n_real, n_swap = len(real), 2 * len(a)  # [real | I_c, I_d | interpolated]
+        images, labels = [real, fakes.detach()], [y_a, y_b, fake_labels]
+        if w.mismatch > 0:  # real faces told the other face's expression: (I_a, y_b), (I_b, y_a)
+            images.append(real.detach())
+            labels += [y_b, y_a]
+        logits = self.discriminator(torch.cat(images), torch.cat(labels))
+        n_real, n_fake = len(real), len(fakes)  # [real | I_c, I_d (| interpolated) (| mismatched)]
+        n_swap = 2 * len(a)
         real_logits = [s[:n_real] for s in logits]
         terms = {"d/adversarial": discriminator_loss(real_logits, [s[n_real : n_real + n_swap] for s in logits])}
         total = w.adversarial * terms["d/adversarial"]
         if out.interp_c is not None:
             terms["d/interpolation"] = interpolation_loss(
-                [s[n_real + n_swap :] for s in logits], for_discriminator=True
+                [s[n_real + n_swap : n_real + n_fake] for s in logits], for_discriminator=True
             )
             total = total + w.interpolation * terms["d/interpolation"]
+        if w.mismatch > 0:
+            terms["d/mismatch"] = multiscale_adversarial_loss([s[n_real + n_fake :] for s in logits], real=False)
+            total = total + w.mismatch * terms["d/mismatch"]
         if r1_weight > 0:
             terms["d/r1"] = r1_penalty(real_logits, real)
             total = total + 0.5 * r1_weight * terms["d/r1"]
@@ -313,6 +327,9 @@ class JointExprGAN(pl.LightningModule):
         if w.pixel_sum > 0:
             terms["g/pixel_sum"] = pixel_sum_loss(a, b, out.image_c, out.image_d)
             weighted.append((w.pixel_sum, "g/pixel_sum"))
+        if w.change > 0:
+            terms["g/change"] = change_l1(a, b, out.image_c, out.image_d)
+            weighted.append((w.change, "g/change"))
         if w.total_variation > 0:
             terms["g/tv"] = total_variation(torch.cat([out.image_c, out.image_d]))
             weighted.append((w.total_variation, "g/tv"))
@@ -426,6 +443,10 @@ class JointExprGAN(pl.LightningModule):
             scheduler.step()
 
     # --- evaluation ---------------------------------------------------------------------
+    # The test's judge of transfers (the data's transfer_oracle) as a function of images: a plain
+    # attribute, not a submodule, so the oracle never enters the model's state_dict or checkpoints.
+    _oracle: Callable[[torch.Tensor], torch.Tensor] | None = None
+
     def _evaluate(self, batch: Batch, stage: str) -> None:
         images, labels = batch["image"], batch["label"]
         logits = self.classify(images)
@@ -437,17 +458,14 @@ class JointExprGAN(pl.LightningModule):
         self.log(f"{stage}/acc", accuracy, prog_bar=True, batch_size=n)
         self.log(f"{stage}/loss", F.cross_entropy(logits, labels), batch_size=n)
         if "target" in batch:  # ground truth for transfer (the rendered faces)
-            target, reference = batch["target"], batch["reference"]
-            transferred = self.generator.transfer(images, reference, labels, batch["reference_label"])
-            self.log_dict(
-                {
-                    f"{stage}/transfer_l1": (transferred - target).abs().mean(),
-                    f"{stage}/l1_no_change": (images - target).abs().mean(),
-                    f"{stage}/l1_copy_reference": (reference - target).abs().mean(),
-                    f"{stage}/reconstruction_l1": (self.generator.reconstruct(images) - images).abs().mean(),
-                },
-                batch_size=n,
-            )
+            target, reference, y_b = batch["target"], batch["reference"], batch["reference_label"]
+            transferred = self.generator.transfer(images, reference, labels, y_b)  # I_c
+            judged = None if self._oracle is None else self._oracle(transferred)
+            self.transfer_metrics.update(transferred, images, target, reference, y_b, judged)
+            if self._oracle is not None:
+                self.oracle_accuracy.update(self._oracle(images), labels)  # the judge on real faces
+            reconstruction = (self.generator.reconstruct(images) - images).abs().mean()
+            self.log(f"{stage}/reconstruction_l1", reconstruction, batch_size=n)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -455,13 +473,61 @@ class JointExprGAN(pl.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, "test")
 
+    def on_validation_epoch_start(self) -> None:
+        # no oracle while training: the pixel metrics only
+        self.transfer_metrics = TransferMetrics(self.class_names, with_oracle=False).to(self.device)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_transfer("val")
+
     def on_test_epoch_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         poses = list(getattr(datamodule, "poses", None) or []) or None
         self.test_metrics = ExpressionMetrics(self.class_names, pose_names=poses).to(self.device)
+        self._oracle = self._transfer_oracle(datamodule)
+        self.transfer_metrics = TransferMetrics(self.class_names, with_oracle=self._oracle is not None).to(self.device)
+        self.oracle_accuracy = MulticlassAccuracy(self.hparams.num_expressions, average="micro").to(self.device)
+
+    def _transfer_oracle(self, datamodule: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The data's judge of transfers (its ``transfer_oracle``; None for data without one) as
+        a function of images, trained or loaded in ``offline/`` beside ``results/``."""
+        make = getattr(datamodule, "transfer_oracle", None)
+        if make is None:
+            return None
+        oracle = self._rank_zero_first("transfer_oracle", lambda: make(self._offline_dir()))
+        return partial(oracle_predict, oracle.to(self.device))
+
+    def _offline_dir(self) -> Path:
+        """Where networks trained offline for this run are cached: ``offline/`` beside ``results/``."""
+        return self._results_dir().parent / "offline"
+
+    def _rank_zero_first(self, name: str, make: Callable[[], Any]) -> Any:
+        """``make()`` on global rank 0 first (it trains and caches), then on the other ranks
+        (they load the cache): one training, no two ranks writing one file."""
+        zero = self.trainer.is_global_zero
+        if not zero:
+            self.trainer.strategy.barrier(name)
+        result = make()
+        if zero:
+            self.trainer.strategy.barrier(name)
+        return result
+
+    def _log_transfer(self, stage: str) -> dict[str, float]:
+        """Log the epoch's transfer metrics as ``{stage}/<key>`` (with the oracle: and ``oracle_acc``,
+        its accuracy on the real faces) and return them; nothing without ground truth."""
+        if self.transfer_metrics.update_count == 0:
+            return {}
+        results = self.transfer_metrics.compute()
+        if self.transfer_metrics.with_oracle:
+            results["oracle_acc"] = float(self.oracle_accuracy.compute())
+        finite = {f"{stage}/{key}": value for key, value in results.items() if math.isfinite(value)}
+        self.log_dict(finite, sync_dist=True)  # the same on every rank (the metric reduced them): a no-op mean
+        self.transfer_metrics.reset()
+        return results
 
     def on_test_epoch_end(self) -> None:
-        """Per-class and per-pose accuracy, the confusion matrix (PNG, CSV) and a JSON of it all."""
+        """Per-class and per-pose accuracy, the confusion matrix (PNG, CSV) and a JSON of it all;
+        with ground truth, the transfer metrics (logged, ``test_transfer.json``, printed)."""
         report = self.test_metrics.compute()
         self.log("test/mean_class_acc", report.mean_class_accuracy)
         for name, value in report.per_class.items():
@@ -470,6 +536,8 @@ class JointExprGAN(pl.LightningModule):
         for pose, value in (report.per_pose or {}).items():
             if pose != "mean" and not math.isnan(value):
                 self.log(f"test/acc_pose_{pose}", value)
+        transfer = self._log_transfer("test")
+        self._oracle = None
         if not self.trainer.is_global_zero:
             return
         title = f"accuracy {100 * report.accuracy:.2f}%, mean of classes {100 * report.mean_class_accuracy:.2f}%"
@@ -478,8 +546,11 @@ class JointExprGAN(pl.LightningModule):
         directory = self._results_dir()
         paths = write_results(report, directory, prefix="test")
         figure.savefig(directory / "test_confusion.png")
-        listed = ", ".join(str(p) for p in [*paths.values(), directory / "test_confusion.png"])
-        print(f"exprgan: test results written: {listed}")
+        written = [*paths.values(), directory / "test_confusion.png"]
+        if transfer:
+            written.append(write_transfer_results(transfer, directory / "test_transfer.json"))
+            print(f"exprgan: {transfer_summary(transfer, self.class_names)}")
+        print(f"exprgan: test results written: {', '.join(str(p) for p in written)}")
 
     def _results_dir(self) -> Path:
         if self.results_dir:
@@ -521,6 +592,8 @@ class JointExprGAN(pl.LightningModule):
             self._compiled = True
 
     def setup(self, stage: str) -> None:
+        if stage == "fit" and self.perceptual is not None and isinstance(self.perceptual.network, ExpressionFeatures):
+            self._train_expression_features(self.perceptual.network)
         if self._trainer is not None and str(self._trainer.precision).startswith("16"):
             raise ValueError(
                 "JointExprGAN takes G's L_C gradient through the classifier by hand, outside fp16's "
@@ -532,6 +605,30 @@ class JointExprGAN(pl.LightningModule):
                 "JointExprGAN updates G, D and C in separate backward passes: under DDP use "
                 "strategy='ddp_find_unused_parameters_true' (the exprgan CLI does this for 'ddp')"
             )
+
+    def _train_expression_features(self, network: ExpressionFeatures) -> None:
+        """Train ``networks.perceptual_network: expression`` on the data's real training faces,
+        or load it from the run's cache (``offline/`` beside ``results/``)."""
+        datamodule = getattr(self._trainer, "datamodule", None)
+        faces = getattr(datamodule, "training_faces", None)
+        if faces is None:
+            raise ValueError(
+                "networks.perceptual_network 'expression' trains its network on the data's real training faces, "
+                f"but {type(datamodule).__name__} has no training_faces(); use 'vgg19'"
+            )
+        images, labels = faces()
+        key = {"data": datamodule.fingerprint(), "classes": self.hparams.num_expressions, "version": 1}
+        with torch.random.fork_rng():
+            torch.manual_seed(4321)
+            fresh = ExpressionFeatures(self.hparams.num_expressions)
+
+        def train(module: nn.Module) -> None:
+            train_classifier(module, images, labels, logits=module.logits, seed=4321, desc="expression features")
+
+        trained = self._rank_zero_first(
+            "expression_features", lambda: cached(fresh, self._offline_dir(), "expression-features", key, train)
+        )
+        network.load_state_dict(trained.state_dict())
 
     # --- checkpoints: RNG states, so a resumed run draws the same dropout masks ----------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

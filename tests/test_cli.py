@@ -142,7 +142,8 @@ def test_demo_config_trains_tests_and_writes_an_offline_wandb_run(tmp_path, monk
     assert checkpoint.is_file()
     run = _wandb_run(tmp_path / "runs" / "demo")  # the fit run (the test run comes later)
     history = next(run.glob("run-*.wandb")).read_bytes()
-    for key in ("d/adversarial", "g/total", "g/reconstruction", "g/perceptual", "c/loss", "train/acc", "val/acc"):
+    keys = ("d/adversarial", "g/total", "g/reconstruction", "g/perceptual", "c/loss", "train/acc", "val/acc")
+    for key in (*keys, "val/edit_recall", "val/transfer_l1"):
         assert key.encode() in history, key
     assert list((run / "files" / "media" / "images").rglob("*.png"))
 
@@ -167,7 +168,11 @@ def test_demo_config_trains_tests_and_writes_an_offline_wandb_run(tmp_path, monk
     assert (results / "test_confusion.png").stat().st_size > 0
     assert (results / "test_per_class.csv").is_file()
     test_run = sorted((tmp_path / "runs" / "demo" / "wandb").glob("offline-run-*"))[-1]
-    assert b"test/confusion_matrix" in next(test_run.glob("run-*.wandb")).read_bytes()
+    test_history = next(test_run.glob("run-*.wandb")).read_bytes()
+    for key in ("test/confusion_matrix", "test/target_acc", "test/edit_recall", "test/oracle_acc"):
+        assert key.encode() in test_history, key
+    assert json.loads((results / "test_transfer.json").read_text())["transfer_l1"] > 0
+    assert list((tmp_path / "offline").glob("oracle-*.pt"))  # trained in the test run, under the run
 
     model = JointExprGAN.load_from_checkpoint(checkpoint, map_location="cpu")  # weights_only by default
     assert model.weights.perceptual == 3.0 and model.class_names[0] == "surprise"

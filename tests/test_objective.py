@@ -40,6 +40,7 @@ WEIGHTS = dict(
     adversarial=2.3,
     interpolation=2.9,
     classification=3.1,
+    change=1.5,
 )
 TERM_WEIGHT = {
     "g/adversarial": "adversarial",
@@ -49,6 +50,7 @@ TERM_WEIGHT = {
     "g/pixel_sum": "pixel_sum",
     "g/tv": "total_variation",
     "g/classification": "classification",
+    "g/change": "change",
 }
 # the label each image must be judged and classified with: a real face's own, a generated face's given one
 GIVEN_LABEL = {"I_a": Y_A, "I_b": Y_B, "I_c": Y_B, "I_d": Y_A, "interp_c": Y_B, "interp_d": Y_A}
@@ -314,6 +316,7 @@ def test_each_lambda_multiplies_its_own_term_of_eq12(step) -> None:
         float(((recon_a - a) ** 2).mean() + ((recon_b - b) ** 2).mean()), rel=1e-5
     )
     assert m["g/pixel_sum"] == pytest.approx(float((a + b - c - d).abs().mean()), rel=1e-5)
+    assert m["g/change"] == pytest.approx(float((c - a).abs().mean() + (d - b).abs().mean()), rel=1e-5)
     cd = torch.cat([c, d])
     tv = (cd[..., 1:, :] - cd[..., :-1, :]).abs().mean() + (cd[..., 1:] - cd[..., :-1]).abs().mean()
     assert m["g/tv"] == pytest.approx(float(tv), rel=1e-5)
@@ -367,3 +370,25 @@ def test_the_generators_l_c_reaches_it_through_the_generated_pixels_and_the_repr
     decoder = {k for k in first if k.startswith("decoder.")}
     assert changed - decoder  # the encoder, in both cases
     assert bool(changed & decoder) == (path == "pixels")
+
+
+def test_the_mismatch_term_judges_real_faces_fake_under_the_other_faces_label(step, runs) -> None:
+    """``loss_weights.mismatch``: D also judges ``(I_a, y_b)`` and ``(I_b, y_a)`` and calls
+    them fake. Catches: the real faces given their own labels (D would learn to call real
+    faces fake), the target "real", the term missing from D's total or weighted by another
+    lambda, mismatched faces reaching G's loss, the term computed when its weight is 0."""
+    assert "d/mismatch" not in step.metrics  # off by default: the paper's D
+    run = runs(loss_weights={"mismatch": 3.7, "perceptual": 0.0})
+    rows = judged(run, "D")
+    real = [r for r in rows if r[0] in ("I_a", "I_b")]
+    own = [r for r in real if r[2] == int(GIVEN_LABEL[r[0]][r[1]])]
+    other = [r for r in real if r[2] != int(GIVEN_LABEL[r[0]][r[1]])]
+    assert sorted(r[:3] for r in own) == expected(["I_a", "I_b"])
+    wanted = [("I_a", i, int(Y_B[i])) for i in range(2)] + [("I_b", i, int(Y_A[i])) for i in range(2)]
+    assert sorted(r[:3] for r in other) == sorted(wanted)
+    m = run.metrics
+    assert m["d/mismatch"] == pytest.approx(bce(other, [0.0] * 4), rel=1e-5)
+    assert m["d/mismatch"] != pytest.approx(bce(other, [1.0] * 4), rel=1e-3)
+    d_total = WEIGHTS["adversarial"] * m["d/adversarial"] + WEIGHTS["interpolation"] * m["d/interpolation"]
+    assert m["d/total"] == pytest.approx(d_total + 3.7 * m["d/mismatch"], rel=1e-5)
+    assert all(r[0] not in ("I_a", "I_b") for r in judged(run, "G"))

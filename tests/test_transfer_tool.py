@@ -2,14 +2,17 @@
 
 Issue 5, acceptance 4: one reference writes an image of the identity photo's size (the new
 face pasted back), ``--crop-only`` the aligned face, several references a grid; missing faces,
-unknown labels and shared expressions are reported clearly.
+unknown labels and shared expressions are reported clearly. Issue 14, item 3: the face is
+pasted through a feathered mask of its landmarks, not as the crop's square.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -17,9 +20,9 @@ from PIL import Image
 from exprgan.cache import read_image
 from exprgan.cli import cli_main
 from exprgan.datamodules.face_renderer import EXPRESSIONS
-from exprgan.preprocessing.align import warp
+from exprgan.preprocessing.align import transform_points, warp
 from exprgan.tools.checkpoints import load_model
-from exprgan.tools.faces import FaceFinder, NoFaceError, face_mask, paste_face
+from exprgan.tools.faces import DEFAULT_FEATHER, FOREHEAD, FaceFinder, NoFaceError, face_mask, paste_face
 from exprgan.tools.transfer import label_index, transfer_grid
 from tests.conftest import DEMO_SIZE, fail_in_ci_without_dlib
 
@@ -72,7 +75,7 @@ def run_transfer(demo_checkpoint: Path, dlib_backend) -> Callable[..., None]:
 
 
 def test_one_reference_writes_the_identity_photo_with_the_new_face(
-    photos: dict[str, Path], run_transfer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    photos: dict[str, Path], run_transfer, dlib_backend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out" / "smiling.png"
     run_transfer(photos["identity"], [photos["mirror"]], out, "--identity-label", "neutral")
@@ -87,6 +90,19 @@ def test_one_reference_writes_the_identity_photo_with_the_new_face(
     changed = np.abs(result.astype(int) - original.astype(int)).sum(axis=2) > 0
     rows, columns = np.nonzero(changed)
     assert changed.any() and 150 < columns.mean() < 290 and 60 < rows.mean() < 190
+
+    # the same transfer as an aligned crop: on the nose (deep inside the mask) the photo shows
+    # exactly that crop warped back; the crop's square is not pasted: its corners keep the photo
+    crop_out = tmp_path / "crop.png"
+    run_transfer(photos["identity"], [photos["mirror"]], crop_out, "--identity-label", "neutral", "--crop-only")
+    face = FaceFinder(dlib_backend, SIZE, min_score=0.5).most_confident(photos["identity"])[1]
+    inverse = cv2.invertAffineTransform(face.matrix)
+    warped = cv2.warpAffine(read_image(crop_out), inverse, (512, 512), flags=cv2.INTER_LINEAR)
+    for x, y in np.round(face.landmarks[27:36]).astype(int):  # the nose
+        np.testing.assert_array_equal(result[y - 1 : y + 2, x - 1 : x + 2], warped[y - 1 : y + 2, x - 1 : x + 2])
+    corners = transform_points(inverse, [(2, 2), (SIZE - 3, 2), (2, SIZE - 3), (SIZE - 3, SIZE - 3)])
+    for x, y in np.round(corners).astype(int):
+        np.testing.assert_array_equal(result[y - 2 : y + 3, x - 2 : x + 3], original[y - 2 : y + 3, x - 2 : x + 3])
 
 
 @pytest.mark.usefixtures("reuse_loaded")
@@ -143,6 +159,9 @@ def test_usage_errors_need_no_model(tmp_path: Path, capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit) as exit_info:
         cli_main([*common, "--reference", "b.jpg", "--reference-label", "anger", "--reference-label", "fear"])
     assert exit_info.value.code == 2 and "2 --reference-label for 1 --reference" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([*common, "--reference", "b.jpg", "--feather", "0"])
+    assert exit_info.value.code == 2 and "--feather must be in (0, 0.06], got 0" in capsys.readouterr().err
 
 
 def test_label_index_takes_names_in_any_case_or_indices() -> None:
@@ -169,26 +188,94 @@ def test_transfer_grid_puts_each_reference_above_its_transfer() -> None:
     assert (grid[:PAD] == 255).all()  # white between the cells
 
 
-def test_paste_face_undoes_the_alignment_inside_the_mask_and_touches_nothing_outside() -> None:
-    # a smooth photo, a rotated and scaled "alignment", its crop pasted straight back
+def crop_landmarks(size: int, centre: tuple[float, float] = (0.5, 0.5), scale: float = 1.0) -> np.ndarray:
+    """``[68, 2]`` landmarks of a face in an aligned ``size`` crop (fractions of the side scaled about ``centre``).
+
+    The jaw (0-16) a lower half circle of radius 0.3 around (0.5, 0.45), the brows (17-26) a
+    line at y 0.33, the other 41 points a circle of radius 0.1 around (0.5, 0.5).
+    """
+    jaw = np.linspace(0, np.pi, 17)
+    inner = np.linspace(0, 2 * np.pi, 41, endpoint=False)
+    points = np.concatenate(
+        [
+            np.stack([0.5 + 0.3 * np.cos(jaw), 0.45 + 0.3 * np.sin(jaw)], axis=1),
+            np.stack([np.linspace(0.25, 0.75, 10), np.full(10, 0.33)], axis=1),
+            np.stack([0.5 + 0.1 * np.cos(inner), 0.5 + 0.1 * np.sin(inner)], axis=1),
+        ]
+    )
+    return ((points - 0.5) * scale + np.asarray(centre)) * size
+
+
+def max_step(mask: np.ndarray) -> float:
+    """The largest difference between two neighbouring pixels, along rows or columns."""
+    return float(max(np.abs(np.diff(mask, axis=0)).max(), np.abs(np.diff(mask, axis=1)).max()))
+
+
+def test_face_mask_covers_the_landmarks_and_forehead_and_is_exactly_0_elsewhere() -> None:
+    landmarks = crop_landmarks(SIZE)
+    mask = face_mask(landmarks, SIZE)
+    assert mask.shape == (SIZE, SIZE) and mask.dtype == np.float32
+    assert mask.min() == 0.0 and mask.max() <= 1.0 and mask.max() > 1 - 1e-6
+    x, y = np.round(landmarks).astype(int).T
+    assert mask[y, x].min() >= 0.97  # every landmark is (almost) all edit
+    brows = landmarks[17:27].mean(axis=0)
+    assert mask[round(brows[1] - 0.05 * SIZE), round(brows[0])] >= 0.97  # the forehead's edge too
+    assert FOREHEAD > 0.05
+    # nothing on the crop's border: its square never shows
+    assert mask[0].max() == mask[-1].max() == mask[:, 0].max() == mask[:, -1].max() == 0.0
+
+    # the mask follows the landmarks: a small face in the top-left corner (x, y <= 0.42 of the side)
+    # leaves exactly 0 past the push (2 sigma), the antialiased edge (a pixel) and the blur (3 sigma)
+    small = face_mask(crop_landmarks(SIZE, centre=(0.3, 0.3), scale=0.4), SIZE)
+    sigma = DEFAULT_FEATHER * SIZE
+    far = math.ceil(0.42 * SIZE + 2 * sigma) + 1 + math.ceil(3 * sigma) + 1
+    assert small[far:].max() == small[:, far:].max() == 0.0
+    assert small[round(0.3 * SIZE), round(0.3 * SIZE)] > 1 - 1e-6
+    # landmarks beyond the crop are pulled in: still 0 on the border
+    off = face_mask(crop_landmarks(SIZE, centre=(0.5, 0.8), scale=1.2), SIZE)
+    assert off[-1].max() == off[:, 0].max() == off[:, -1].max() == 0.0 and off.max() > 1 - 1e-6
+    for feather in (0.0, 0.07):
+        with pytest.raises(ValueError, match="feather must be in"):
+            face_mask(landmarks, SIZE, feather)
+
+
+@pytest.mark.parametrize("feather", [DEFAULT_FEATHER, 2 * DEFAULT_FEATHER])
+def test_face_mask_is_smooth_with_the_feather_setting_its_width(feather: float) -> None:
+    # a Gaussian of sigma s blurs an edge to a slope of at most 1 / (sqrt(2 pi) s) per pixel
+    sigma = feather * SIZE
+    mask = face_mask(crop_landmarks(SIZE), SIZE, feather)
+    assert 0.6 / (np.sqrt(2 * np.pi) * sigma) < max_step(mask) <= 1.1 / (np.sqrt(2 * np.pi) * sigma)
+    assert max_step(mask) < 0.25  # a hard-edged (square) paste steps by 1
+
+
+def test_paste_face_blends_the_warped_crop_through_the_mask_and_touches_nothing_outside() -> None:
+    # a smooth photo, a rotated and scaled "alignment", an edited crop (the photo's crop inverted)
     y, x = np.mgrid[0:200, 0:240].astype(np.float64)
     image = np.stack([x, y, 0.5 * (x + y)], axis=-1) / np.array([240, 200, 220]) * 200 + 20
     image = image.round().astype(np.uint8)
     angle, scale = np.deg2rad(12.0), 0.9
     linear = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     matrix = np.concatenate([linear, (np.array([32.0, 32.0]) - linear @ np.array([120.0, 100.0]))[:, None]], axis=1)
-    crop = warp(image, matrix, SIZE)
-    pasted = paste_face(image, crop, matrix)
+    inverse = cv2.invertAffineTransform(matrix)
+    landmarks = transform_points(inverse, crop_landmarks(SIZE))  # in the photo
+    crop = 255 - warp(image, matrix, SIZE)
+    pasted = paste_face(image, crop, matrix, landmarks)
     assert pasted.shape == image.shape and pasted.dtype == np.uint8
 
-    # where the mask is 1 the crop's pixels come back (two bilinear resamplings of a smooth ramp)
-    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
-    centre = np.round(inverse @ np.array([SIZE / 2, SIZE * 0.55, 1.0])).astype(int)
-    window = (slice(centre[1] - 10, centre[1] + 10), slice(centre[0] - 10, centre[0] + 10))
-    assert np.abs(pasted[window].astype(int) - image[window].astype(int)).max() <= 2
-    # far from the face nothing changes, not even by rounding
+    # at the face's centre the photo shows exactly the edited crop warped back
+    warped = cv2.warpAffine(crop, inverse, (240, 200), flags=cv2.INTER_LINEAR)
+    centre = np.round(transform_points(inverse, [(SIZE / 2, SIZE / 2)])[0]).astype(int)
+    window = (slice(centre[1] - 8, centre[1] + 8), slice(centre[0] - 8, centre[0] + 8))
+    np.testing.assert_array_equal(pasted[window], warped[window])
+    # far from the face nothing changes, not even by rounding; nor at the crop's corners
     np.testing.assert_array_equal(pasted[:, :50], image[:, :50])
     np.testing.assert_array_equal(pasted[:, -40:], image[:, -40:])
+    for x, y in np.round(transform_points(inverse, [(2, 2), (SIZE - 3, 2), (2, SIZE - 3)])).astype(int):
+        np.testing.assert_array_equal(pasted[y, x], image[y, x])
 
-    mask = face_mask(SIZE)
-    assert mask.max() == 1.0 and mask[0].max() == mask[-1].max() == mask[:, 0].max() == mask[:, -1].max() == 0.0
+    # white face on a black photo: the output is the mask warped back, in [0, 1] and smooth in the
+    # photo too (the crop's pixels are 0.9 photo pixels, so at most 0.9 of the crop's slope)
+    white = paste_face(np.zeros_like(image), np.full_like(crop, 255), matrix, landmarks)[..., 0] / 255
+    assert white.min() == 0.0 and white.max() == 1.0
+    assert max_step(white) <= 0.9 * 1.1 / (np.sqrt(2 * np.pi) * DEFAULT_FEATHER * SIZE) + 2 / 255
+    assert max_step(white) < 0.25

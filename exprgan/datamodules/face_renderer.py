@@ -1,11 +1,17 @@
 """The face renderer behind the demo data set: procedural faces with ground truth for expression transfer.
 
 Faces are drawn from identity factors (face shape, skin tone, hair colour and style, eye
-spacing and size, nose, mouth width, brows, glasses, background, small head shift and
-lighting) and expression factors for the seven RAF-DB classes, expressed only through
-facial geometry (mouth shape and opening, brow angle and height, eye openness, nose
-wrinkle, cheeks) with a per-sample intensity. No colour depends on the expression, and
-identity varies far more than expression, as in real faces.
+size, nose, mouth width, brows, glasses, background and lighting) and expression factors for
+the seven RAF-DB classes, expressed only through facial geometry (mouth shape and opening,
+brow angle and height, eye openness, nose wrinkle, cheeks) with a per-sample intensity. No
+colour depends on the expression, and identity varies far more than expression, as in real
+faces.
+
+The faces are *aligned* as ``exprgan preprocess`` aligns photographs: the eye centres and
+the mouth centre sit at the same canonical points in every image (:data:`EYE_Y`,
+:data:`EYE_SPACING`, :data:`MOUTH_Y`), and the face's outline, size and features around
+them vary with the identity. This is the data the paper trains on, and where its pixel-sum
+term (Eq. 10) nearly cancels for a true transfer.
 
 :func:`render` is public: the ground-truth transfer of a pair ``(a, b)`` is
 ``render(identity of a, expression of b, intensity of b)``. The DataModule over these faces
@@ -21,8 +27,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 EXPRESSIONS: tuple[str, ...] = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral")
+RENDERER_VERSION = 2  # 2: aligned faces. Part of cache keys: bump when the faces change
 SUPERSAMPLE = 4
 ZOOM = 1.4  # an aligned-crop framing: the face fills most of the image, as in RAF-DB's aligned set
+# the canonical landmark positions of the aligned crop (offsets from the image centre, before ZOOM)
+EYE_Y = -0.05
+EYE_SPACING = 0.135
+MOUTH_Y = 0.22
 
 
 @dataclass(frozen=True)
@@ -35,18 +46,14 @@ class Identity:
     skin: tuple[int, int, int]
     face_width: float
     face_height: float
-    shift_x: float
-    shift_y: float
+    face_y: float  # the outline's centre relative to the aligned landmarks
     hair: tuple[int, int, int]
     hair_style: int  # 0 short, 1 long, 2 bald, 3 fringe
-    eye_spacing: float
     eye_size: float
-    eye_y: float
     iris: tuple[int, int, int]
     nose_length: float
     nose_width: float
     mouth_width: float
-    mouth_y: float
     lips: tuple[int, int, int]
     brow_thickness: float
     glasses: tuple[int, int, int] | None
@@ -115,18 +122,14 @@ def sample_identity(identity: int, seed: int = 0) -> Identity:
         skin=jitter(skin_a + rng.random() * (skin_b - skin_a), 12),
         face_width=float(rng.uniform(0.31, 0.37)),
         face_height=float(rng.uniform(0.39, 0.45)),
-        shift_x=float(rng.uniform(-0.04, 0.04)),
-        shift_y=float(rng.uniform(-0.03, 0.03)),
+        face_y=float(rng.uniform(-0.02, 0.03)),
         hair=jitter(_HAIRS[rng.integers(len(_HAIRS))], 15),
         hair_style=int(rng.integers(4)),
-        eye_spacing=float(rng.uniform(0.12, 0.15)),
         eye_size=float(rng.uniform(0.05, 0.065)),
-        eye_y=float(rng.uniform(-0.07, -0.03)),
         iris=jitter(rng.choice([[60, 40, 20], [40, 90, 140], [60, 110, 60], [25, 20, 15]]), 15),
         nose_length=float(rng.uniform(0.08, 0.12)),
         nose_width=float(rng.uniform(0.025, 0.045)),
         mouth_width=float(rng.uniform(0.12, 0.155)),
-        mouth_y=float(rng.uniform(0.2, 0.24)),
         lips=jitter(np.array([170, 70, 70]), 30),
         brow_thickness=float(rng.uniform(0.022, 0.032)),
         glasses=glasses,
@@ -138,7 +141,7 @@ def _darker(color: tuple[int, int, int], factor: float) -> tuple[int, int, int]:
 
 
 def _draw_face(draw: ImageDraw.ImageDraw, person: Identity, look: Expression, scale: float) -> None:
-    cx, cy = 0.5 + person.shift_x, 0.5 + person.shift_y
+    cx, cy = 0.5, 0.5  # aligned: the landmarks sit at fixed points
 
     def xy(x: float, y: float) -> tuple[float, float]:
         return ((cx + ZOOM * x) * scale, (cy + ZOOM * y) * scale)
@@ -153,28 +156,28 @@ def _draw_face(draw: ImageDraw.ImageDraw, person: Identity, look: Expression, sc
     def line(points: list[tuple[float, float]], color: tuple[int, int, int], width: float) -> None:
         draw.line([xy(*p) for p in points], fill=color, width=px(width), joint="curve")
 
-    fw, fh = person.face_width, person.face_height
+    fw, fh, fy = person.face_width, person.face_height, person.face_y
     # hair behind the face
     if person.hair_style == 1:
-        draw.rounded_rectangle(box(0, 0.05, fw * 1.18, fh * 1.05), radius=fw * ZOOM * scale, fill=person.hair)
+        draw.rounded_rectangle(box(0, fy + 0.05, fw * 1.18, fh * 1.05), radius=fw * ZOOM * scale, fill=person.hair)
     if person.hair_style in (0, 1, 3):
-        draw.ellipse(box(0, -fh * 0.28, fw * 1.08, fh * 0.82), fill=person.hair)
-    draw.ellipse(box(-fw, 0.0, 0.04, 0.07), fill=_darker(person.skin, 0.9))  # ears
-    draw.ellipse(box(fw, 0.0, 0.04, 0.07), fill=_darker(person.skin, 0.9))
-    draw.ellipse(box(0, 0, fw, fh), fill=person.skin)
+        draw.ellipse(box(0, fy - fh * 0.28, fw * 1.08, fh * 0.82), fill=person.hair)
+    draw.ellipse(box(-fw, fy, 0.04, 0.07), fill=_darker(person.skin, 0.9))  # ears
+    draw.ellipse(box(fw, fy, 0.04, 0.07), fill=_darker(person.skin, 0.9))
+    draw.ellipse(box(0, fy, fw, fh), fill=person.skin)
     if person.hair_style == 3:
-        draw.chord(box(0, -fh * 0.75, fw * 0.95, fh * 0.45), 0, 180, fill=person.hair)
+        draw.chord(box(0, fy - fh * 0.75, fw * 0.95, fh * 0.45), 0, 180, fill=person.hair)
 
     # cheeks: raised round pads below the eyes
     if look.cheeks > 0.05:
         pad = _darker(person.skin, 1.0 - 0.12 * look.cheeks)
         for side in (-1, 1):
-            x, y = side * (person.eye_spacing + 0.02), person.eye_y + 0.11 - 0.03 * look.cheeks
+            x, y = side * (EYE_SPACING + 0.02), EYE_Y + 0.11 - 0.03 * look.cheeks
             draw.arc(box(x, y, 0.06, 0.04 * look.cheeks + 0.005), 200, 340, fill=pad, width=px(0.02))
 
     # eyes
     for side in (-1, 1):
-        x, y = side * person.eye_spacing, person.eye_y
+        x, y = side * EYE_SPACING, EYE_Y
         rx, ry = person.eye_size, person.eye_size * 0.55 * look.eye_open
         draw.ellipse(box(x, y, rx, ry), fill=(245, 245, 245), outline=(30, 30, 30), width=px(0.01))
         iris = min(ry, person.eye_size * 0.5)
@@ -184,24 +187,24 @@ def _draw_face(draw: ImageDraw.ImageDraw, person: Identity, look: Expression, sc
     # brows: inner end near the nose, outer end at the temple
     brow = _darker(person.hair, 0.7)
     for side in (-1, 1):
-        base = person.eye_y - person.eye_size * 1.3 - 0.05 * look.brow_raise
-        inner = (side * (person.eye_spacing - person.eye_size * 0.9), base - 0.045 * look.brow_tilt)
-        outer = (side * (person.eye_spacing + person.eye_size * 1.1), base + 0.02 * look.brow_tilt)
+        base = EYE_Y - person.eye_size * 1.3 - 0.05 * look.brow_raise
+        inner = (side * (EYE_SPACING - person.eye_size * 0.9), base - 0.045 * look.brow_tilt)
+        outer = (side * (EYE_SPACING + person.eye_size * 1.1), base + 0.02 * look.brow_tilt)
         line([inner, outer], brow, person.brow_thickness)
 
     if person.glasses is not None:
         for side in (-1, 1):
             draw.ellipse(
-                box(side * person.eye_spacing, person.eye_y, person.eye_size * 1.5, person.eye_size * 1.2),
+                box(side * EYE_SPACING, EYE_Y, person.eye_size * 1.5, person.eye_size * 1.2),
                 outline=person.glasses,
                 width=px(0.008),
             )
-        gap = person.eye_spacing - person.eye_size * 1.5
-        line([(-gap, person.eye_y), (gap, person.eye_y)], person.glasses, 0.008)
+        gap = EYE_SPACING - person.eye_size * 1.5
+        line([(-gap, EYE_Y), (gap, EYE_Y)], person.glasses, 0.008)
 
     # nose, and its wrinkle lines
     nose = _darker(person.skin, 0.75)
-    top, tip = person.eye_y + 0.03, person.eye_y + 0.03 + person.nose_length
+    top, tip = EYE_Y + 0.03, EYE_Y + 0.03 + person.nose_length
     line([(0, top), (-person.nose_width * 0.3, tip), (person.nose_width, tip)], nose, 0.008)
     if look.nose_wrinkle > 0.05:
         for k in range(3):
@@ -215,7 +218,7 @@ def _draw_face(draw: ImageDraw.ImageDraw, person: Identity, look: Expression, sc
 
     # mouth: corners move with curve and stretch; opening is a dark ellipse
     half = person.mouth_width * look.mouth_stretch
-    y = person.mouth_y
+    y = MOUTH_Y
     corner = y - 0.06 * look.mouth_curve
     mid = y + 0.02 * look.mouth_curve
     lift = 0.05 * look.upper_lip_raise

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from exprgan.datamodules.base import PairDataModule, to_tensor
-from exprgan.datamodules.face_renderer import EXPRESSIONS, render
+from exprgan.datamodules.face_renderer import EXPRESSIONS, RENDERER_VERSION, render
+from exprgan.evaluation.oracle import rendered_oracle
 
 
 class _Items(Dataset):
@@ -54,7 +58,8 @@ class SyntheticFacesDataModule(PairDataModule):
     items pair every face with a reference face of another identity and another
     expression, and carry the ground-truth transfer
     ``render(identity of the face, expression and intensity of the reference)``, so the
-    test reports the L1 of the model's transfer next to two baselines.
+    test measures transfers (:mod:`exprgan.evaluation.transfer`), judged by the oracle of
+    :meth:`transfer_oracle`.
 
     Args:
         image_size: side in pixels (a multiple of 32).
@@ -142,6 +147,29 @@ class SyntheticFacesDataModule(PairDataModule):
         for split in wanted.get(stage, ("train", "val", "test")) if stage else ("train", "val", "test"):
             if split not in self._splits and self.split_sizes[split] > 0:
                 self._splits[split] = self._build(split)
+
+    def fingerprint(self) -> dict[str, object]:
+        """Everything the rendered faces depend on: a cache key for networks trained on them."""
+        return {
+            "renderer": RENDERER_VERSION,
+            "image_size": self.image_size,
+            "seed": self.seed,
+            "identities": self.split_sizes,
+            "min_intensity": self.min_intensity,
+        }
+
+    def training_faces(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The real training faces ``[N, 3, S, S]`` in ``[-1, 1]`` and their labels ``[N]``,
+        for networks trained offline on them."""
+        train = self.split("train")
+        return torch.stack([to_tensor(train.image(i)) for i in range(len(train))]), train.labels
+
+    def transfer_oracle(self, cache_dir: str | Path) -> nn.Module:
+        """The independent judge of transfers to this data's ground truth: an oracle expression
+        classifier trained on the real training faces, cached in ``cache_dir``
+        (:func:`~exprgan.evaluation.oracle.rendered_oracle`). A model's test asks its data for
+        one; data sets without ground-truth transfers have no such method."""
+        return rendered_oracle(self, cache_dir)
 
     def split(self, name: str) -> _Items:
         """The rendered items of ``name`` (``train``, ``val`` or ``test``)."""

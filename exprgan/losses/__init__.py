@@ -10,7 +10,7 @@ from exprgan.losses.adversarial import (
 from exprgan.losses.classification import classification_loss
 from exprgan.losses.gradient_penalty import r1_penalty
 from exprgan.losses.perceptual import LAYER_WEIGHTS, PerceptualLoss, VGGFeatures, perceptual_loss
-from exprgan.losses.reconstruction import pixel_sum_loss, reconstruction_loss
+from exprgan.losses.reconstruction import change_l1, pixel_sum_loss, reconstruction_loss
 from exprgan.losses.total_variation import total_variation
 from exprgan.losses.weights import LossWeights
 
@@ -21,6 +21,7 @@ __all__ = [
     "PerceptualLoss",
     "VGGFeatures",
     "adversarial_loss",
+    "change_l1",
     "classification_loss",
     "discriminator_loss",
     "interpolation_loss",

@@ -72,8 +72,9 @@ class PerceptualLoss(nn.Module):
     """Eq. 11, ``L_per``: ``P(I_a, I_d) + P(I_b, I_c)`` with ``P`` = :func:`perceptual_loss`.
 
     Each face is compared with the *other* face of the pair after transfer: I_d has I_b's
-    identity and I_a's expression. The real faces go through the VGG without a graph (no
-    gradient can reach them), the generated ones with one.
+    identity and I_a's expression. The real faces go through the network without a graph
+    (no gradient can reach them), the generated ones with one. The network is frozen: its
+    parameters never require gradients and it stays in eval mode.
 
     Args:
         pretrained: see :class:`VGGFeatures`.
@@ -81,6 +82,9 @@ class PerceptualLoss(nn.Module):
         layer_weights: weight of each layer, relu1_1 first (1/32, 1/16, 1/8, 1/4, 1). A
             shorter sequence uses only the first layers, and runs only the VGG blocks they
             need (e.g. ``(0.25, 0.5, 1)``: relu1_1 .. relu3_1, a cheap CPU setting).
+        network: a feature network in place of VGG19 (then ``pretrained`` and
+            ``weights_path`` are unused): images in ``[-1, 1]`` -> a list of feature maps,
+            at least one per layer weight (e.g. :class:`~exprgan.models.ExpressionFeatures`).
     """
 
     def __init__(
@@ -88,17 +92,31 @@ class PerceptualLoss(nn.Module):
         pretrained: bool = True,
         weights_path: str | os.PathLike[str] | None = None,
         layer_weights: Sequence[float] = LAYER_WEIGHTS,
+        network: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        if not 1 <= len(layer_weights) <= len(VGG19_RELU_X_1):
-            raise ValueError(f"layer_weights needs 1 to {len(VGG19_RELU_X_1)} weights, got {len(layer_weights)}")
-        self.network = VGGFeatures(pretrained, weights_path, layers=VGG19_RELU_X_1[: len(layer_weights)])
+        if network is None:
+            if not 1 <= len(layer_weights) <= len(VGG19_RELU_X_1):
+                raise ValueError(f"layer_weights needs 1 to {len(VGG19_RELU_X_1)} weights, got {len(layer_weights)}")
+            network = VGGFeatures(pretrained, weights_path, layers=VGG19_RELU_X_1[: len(layer_weights)])
+        self.network = network.requires_grad_(False).eval()
         self.layer_weights = tuple(layer_weights)
+
+    def train(self, mode: bool = True) -> PerceptualLoss:
+        super().train(mode)
+        self.network.eval()  # frozen: BatchNorm statistics never move
+        return self
+
+    def _features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        taps = self.network(images)
+        if len(taps) < len(self.layer_weights):
+            raise ValueError(f"{len(self.layer_weights)} layer weights for a network with {len(taps)} feature maps")
+        return taps[: len(self.layer_weights)]
 
     def forward(
         self, images_a: torch.Tensor, images_b: torch.Tensor, image_c: torch.Tensor, image_d: torch.Tensor
     ) -> torch.Tensor:
         with torch.no_grad():  # real faces are data and the network is frozen: their features are constants
-            f_a, f_b = zip(*(f.chunk(2) for f in self.network(torch.cat([images_a, images_b]))))
-        f_c, f_d = zip(*(f.chunk(2) for f in self.network(torch.cat([image_c, image_d]))))
+            f_a, f_b = zip(*(f.chunk(2) for f in self._features(torch.cat([images_a, images_b]))))
+        f_c, f_d = zip(*(f.chunk(2) for f in self._features(torch.cat([image_c, image_d]))))
         return perceptual_loss(f_a, f_d, self.layer_weights) + perceptual_loss(f_b, f_c, self.layer_weights)

@@ -23,3 +23,12 @@ def pixel_sum_loss(
     L1 distance the authors' release optimises.
     """
     return F.l1_loss(image_c + image_d, images_a + images_b)
+
+
+def change_l1(
+    images_a: torch.Tensor, images_b: torch.Tensor, image_c: torch.Tensor, image_d: torch.Tensor
+) -> torch.Tensor:
+    """The size of G's edits, ``mean |I_c - I_a| + mean |I_d - I_b|``: an L1 penalty that keeps
+    the pixels an expression does not need unchanged (GANimation's attention-mask sparsity,
+    Pumarola et al. 2018, on the change itself). Not in the paper."""
+    return F.l1_loss(image_c, images_a) + F.l1_loss(image_d, images_b)

@@ -24,6 +24,14 @@ class LossWeights:
         r1: ``gamma`` of the R1 gradient penalty on D at real faces, ``gamma / 2 *
             E||grad D||^2`` (0, the paper: none). Not in the paper; a common stabiliser that
             smooths what D tells G.
+        mismatch: weight of a term that teaches D to call a *real* face fake when it is given
+            the other face's label (``(I_a, y_b)``, ``(I_b, y_a)``: what "no change" would
+            produce), the matching-aware discriminator of Reed et al. 2016 (0, the paper:
+            none). Not in the paper: without it D may tell generated faces from real ones by
+            texture alone and never check the expression against the label.
+        change: weight of :func:`~exprgan.losses.change_l1` in G's loss, the L1 size of its
+            edits (0, the paper: none). Not in the paper: it keeps the pixels the expression
+            does not need (skin, hair, background) as they were.
 
     A weight of 0 skips its term's computation (0 perceptual weight: no VGG19 is built).
     """
@@ -36,6 +44,8 @@ class LossWeights:
     interpolation: float = 1.0
     classification: float = 1.0
     r1: float = 0.0
+    mismatch: float = 0.0
+    change: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():

@@ -6,9 +6,10 @@ the model's classifier unless --identity-label / --reference-label name it.
 
 Output (OUT's extension sets the format):
   one reference             the identity photo, at its own size, with the transferred face pasted
-                            back where the face was (the inverse of the alignment, blended with a
-                            soft elliptical mask); the face has the model's resolution, so a large
-                            face looks softer than the rest of the photo
+                            back where the face was (the inverse of the alignment, blended through
+                            the hull of the face's landmarks and forehead, feathered: --feather);
+                            the face has the model's resolution, so a large face looks softer
+                            than the rest of the photo
   one reference, --crop-only   just the transferred aligned face, at the model's image size
   several references (or --grid)   a grid of aligned faces like the paper's Fig. 8/9: the top row
                             shows each reference, the bottom row the identity (first column) and,
@@ -37,7 +38,15 @@ from torchvision.utils import make_grid
 from exprgan.evaluation.fid import to_uint8
 from exprgan.joint import JointExprGAN
 from exprgan.tools.checkpoints import label_index
-from exprgan.tools.faces import PHOTO_ERRORS, crops_to_tensor, open_model_and_faces, paste_face, photo_tool_parser
+from exprgan.tools.faces import (
+    DEFAULT_FEATHER,
+    MAX_FEATHER,
+    PHOTO_ERRORS,
+    crops_to_tensor,
+    open_model_and_faces,
+    paste_face,
+    photo_tool_parser,
+)
 
 
 @torch.no_grad()
@@ -133,7 +142,17 @@ def transfer_main(args: Sequence[str]) -> None:
         "--crop-only", action="store_true", help="with one reference: write just the aligned face at the model's size"
     )
     output.add_argument("--grid", action="store_true", help="write the grid even with one reference")
+    parser.add_argument(
+        "--feather",
+        type=float,
+        default=DEFAULT_FEATHER,
+        metavar="F",
+        help="softness of the pasted face's edge: the blur's sigma as a fraction of the aligned face's side "
+        f"(default: {DEFAULT_FEATHER:g}, at most {MAX_FEATHER:g})",
+    )
     options = parser.parse_args(args)
+    if not 0 < options.feather <= MAX_FEATHER:
+        parser.error(f"--feather must be in (0, {MAX_FEATHER:g}], got {options.feather:g}")
     references: list[Path] = options.reference
     if options.crop_only and len(references) > 1:
         parser.error("--crop-only writes one face: give one --reference (several write a grid)")
@@ -163,7 +182,8 @@ def transfer_main(args: Sequence[str]) -> None:
     elif options.crop_only:
         result, what = transfers[0], "aligned face"
     else:
-        result, what = paste_face(photo, transfers[0], identity.matrix), "identity photo with the new face"
+        result = paste_face(photo, transfers[0], identity.matrix, identity.landmarks, options.feather)
+        what = "identity photo with the new face"
     try:
         options.out.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(result).save(options.out)

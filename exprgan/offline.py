@@ -1,0 +1,93 @@
+"""Small networks trained offline on a data set's real training faces, cached on disk.
+
+Two of exprgan's networks are trained before (or beside) the main run rather than with it:
+the oracle that judges transfers (:mod:`exprgan.evaluation.oracle`) and the expression
+feature network of ``networks.perceptual_network: expression``
+(:class:`~exprgan.models.ExpressionFeatures`). Both are plain supervised classifiers,
+trained here by one seeded loop and cached under a name that hashes what they depend on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+
+def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Shifts of up to 2 pixels, a brightness change and pixel noise: a classifier of
+    geometry, not of exact pixel values (a generator's outputs are a little blurred and noisy)."""
+    n = len(images)
+    dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=generator))
+    shifted = torch.roll(images, shifts=(dy, dx), dims=(2, 3))
+    gain = 1.0 + 0.1 * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
+    noise = 0.04 * torch.randn(images.shape, generator=generator)
+    return (shifted * gain + noise).clamp(-1.0, 1.0)
+
+
+def train_classifier(
+    network: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    epochs: int = 15,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    seed: int = 1234,
+    desc: str = "training",
+    progress: bool = True,
+) -> nn.Module:
+    """Train ``network`` to classify ``images [N, 3, H, W]`` (in ``[-1, 1]``) as ``labels [N]``.
+
+    Adam with a one-cycle schedule on :func:`augment`-ed batches; deterministic given
+    ``seed`` (its own generator: the global RNG is untouched). ``logits`` maps images to
+    logits (default: ``network`` itself). Returns the network in eval mode.
+    """
+    if len(images) != len(labels) or len(images) == 0:
+        raise ValueError(f"need as many labels as images (> 0), got {len(images)} images, {len(labels)} labels")
+    predict = logits or network
+    generator = torch.Generator().manual_seed(seed)
+    steps = epochs * -(-len(images) // batch_size)
+    optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    network.train()
+    with tqdm(total=steps, desc=desc, disable=not progress, leave=False) as bar:
+        for _ in range(epochs):
+            order = torch.randperm(len(images), generator=generator)
+            for start in range(0, len(images), batch_size):
+                index = order[start : start + batch_size]
+                loss = F.cross_entropy(predict(augment(images[index], generator)), labels[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                bar.update()
+    return network.eval()
+
+
+def cached(
+    network: nn.Module, cache_dir: str | Path, name: str, key: Mapping[str, Any], train: Callable[[nn.Module], None]
+) -> nn.Module:
+    """``network`` with the weights cached as ``cache_dir/name-<hash of key>.pt``, or, when
+    there are none yet, trained in place by ``train(network)`` and then cached (written
+    atomically: a crashed run leaves no half-written file). Returns it in eval mode."""
+    digest = hashlib.sha1(json.dumps(dict(key), sort_keys=True).encode()).hexdigest()[:12]
+    path = Path(cache_dir) / f"{name}-{digest}.pt"
+    if path.is_file():
+        network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        print(f"exprgan: {name} loaded from {path}")
+        return network.eval()
+    train(network)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(network.state_dict(), tmp)
+    tmp.replace(path)
+    print(f"exprgan: {name} trained and cached in {path}")
+    return network.eval()
