@@ -86,6 +86,8 @@ def test_perceptual_loss_with_another_network_compares_each_face_with_the_other_
     assert float(two(a, b, c, d)) == pytest.approx(1.25 + 0.5 * 2 * 1.25)
     with pytest.raises(ValueError, match="3 layer weights for a network with 2 feature maps"):
         PerceptualLoss(layer_weights=(1.0, 1.0, 1.0), network=Doubling())(a, b, c, d)
+    with pytest.raises(ValueError, match="5 layer weights for a network with 4 feature maps"):
+        PerceptualLoss(network=ExpressionFeatures(7, width=4))  # VGG19's five default weights: at once
     features = PerceptualLoss(layer_weights=(1.0,), network=ExpressionFeatures(7, width=4)).train()
     assert not features.network.training and not any(p.requires_grad for p in features.network.parameters())
 

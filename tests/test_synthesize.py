@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import yaml
 from PIL import Image
 
 from exprgan.cli import cli_main
-from exprgan.datamodules import SynthesizedDataModule
+from exprgan.datamodules import PairDataModule, SynthesizedDataModule
 from exprgan.evaluation.fid import to_uint8
 from exprgan.tools.checkpoints import load_model
 from exprgan.tools.synthesize import synthesis_plan
@@ -146,6 +147,29 @@ def test_kn_datamodule_refuses_more_than_synthesised_and_another_training_set(sy
         SynthesizedDataModule(tiny_data(train_identities=TRAIN_IDENTITIES), str(synthesized), per_image=3).setup("fit")
     with pytest.raises(ValueError, match="synthesised from 14 training images"):
         SynthesizedDataModule(tiny_data(train_identities=3), str(synthesized), per_image=1).setup("fit")
+
+
+def test_kn_run_on_the_rendered_faces_is_tested_with_their_oracle(
+    synthesized: Path, checkpoint: Path, tmp_path: Path
+) -> None:
+    """The test of a kN run reports target accuracy, judged by the inner data's oracle (real faces only)."""
+    inner = tiny_data(train_identities=TRAIN_IDENTITIES)
+    data = SynthesizedDataModule(inner, str(synthesized), per_image=1)
+    assert data.transfer_oracle == inner.transfer_oracle  # bound to the inner data, not to the enlarged set
+    model = load_model(checkpoint)
+    model.results_dir = str(tmp_path / "results")
+    tiny_trainer().test(model, data, verbose=False)
+    transfer = json.loads((tmp_path / "results" / "test_transfer.json").read_text())
+    assert 0.0 <= transfer["target_acc"] <= 1.0 and 0.0 <= transfer["oracle_acc"] <= 1.0
+    accuracy = json.loads((tmp_path / "results" / "test_results.json").read_text())
+    assert sum(accuracy["support"].values()) == 2 * 7  # the inner test split: 2 identities x 7 expressions
+
+
+def test_kn_datamodule_of_data_without_an_oracle_has_none() -> None:
+    class NoOracle(PairDataModule):
+        num_expressions, class_names, image_size = 7, list(tiny_data().class_names), 32
+
+    assert SynthesizedDataModule(NoOracle(), "unused").transfer_oracle is None
 
 
 def test_fit_on_originals_plus_2n_through_the_cli(synthesized: Path, tmp_path: Path, monkeypatch) -> None:

@@ -17,12 +17,13 @@ false``: the classifier then learns from exactly these ``(1 + k) N`` images. In 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from exprgan.cache import read_image
@@ -70,6 +71,13 @@ class SynthesizedDataModule(PairDataModule):
     def poses(self) -> list[str]:
         """The inner DataModule's poses (Multi-PIE's per-pose accuracy), ``[]`` when it has none."""
         return list(getattr(self.data, "poses", None) or [])
+
+    @property
+    def transfer_oracle(self) -> Callable[[str | Path], nn.Module] | None:
+        """The inner DataModule's judge of transfers (the rendered faces': an oracle trained on
+        their real training faces only, never on synthesised ones), ``None`` when it has none.
+        A test of a kN run then reports target accuracy as a run on the inner data does."""
+        return getattr(self.data, "transfer_oracle", None)
 
     # --- the synthesised rows ------------------------------------------------------------------
     def _load_index(self) -> pd.DataFrame:

@@ -3,11 +3,14 @@
 A transfer is judged by whether a classifier that has never seen the model recognises the
 target expression in it (the field's "target accuracy", e.g. StarGAN's classification error
 on edited faces). The oracle is a small CNN trained from scratch, seeded, on the *real*
-rendered faces of the training identities only; it shares no weights, no architecture and
-no training with the model it judges. It is trained offline (:mod:`exprgan.offline`) in about
-two minutes on two CPU cores for the demo's 300 identities at 64 px, and cached on disk, so a
-test run never downloads anything. Its own accuracy on the held-out real test faces is
-reported beside the target accuracy (``test/oracle_acc``).
+rendered faces of the training identities only; it shares no weights and no training with
+the model it judges. (The option ``networks.perceptual_network: expression`` trains a CNN of
+a similar kind on the same faces, with another seed: a generator optimised against it can
+learn what both respond to, so judge such runs by edit recall and collateral L1 as well.)
+It is trained offline (:mod:`exprgan.offline`) in about two minutes on two CPU cores for the
+demo's 300 identities at 64 px, and cached on disk, so a test run never downloads anything.
+Its own accuracy on the held-out real test faces is reported beside the target accuracy
+(``test/oracle_acc``).
 """
 
 from __future__ import annotations

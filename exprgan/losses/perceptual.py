@@ -99,6 +99,9 @@ class PerceptualLoss(nn.Module):
             if not 1 <= len(layer_weights) <= len(VGG19_RELU_X_1):
                 raise ValueError(f"layer_weights needs 1 to {len(VGG19_RELU_X_1)} weights, got {len(layer_weights)}")
             network = VGGFeatures(pretrained, weights_path, layers=VGG19_RELU_X_1[: len(layer_weights)])
+        maps = getattr(network, "num_maps", None)
+        if maps is not None and len(layer_weights) > maps:
+            raise ValueError(f"{len(layer_weights)} layer weights for a network with {maps} feature maps")
         self.network = network.requires_grad_(False).eval()
         self.layer_weights = tuple(layer_weights)
 

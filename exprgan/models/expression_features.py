@@ -21,6 +21,8 @@ class ExpressionFeatures(nn.Module):
         width: channels of the first stage (doubling each stage).
     """
 
+    num_maps = 4  # feature maps :meth:`forward` returns
+
     def __init__(self, num_classes: int, width: int = 32) -> None:
         super().__init__()
         widths = [3] + [width * 2**k for k in range(4)]
