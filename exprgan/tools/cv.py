@@ -86,7 +86,7 @@ def fold_config(config: dict[str, Any], fold: int, run_dir: str | Path) -> dict[
         c for c in callbacks if isinstance(c, dict) and str(c.get("class_path", "")).endswith(CHECKPOINT_CLASS)
     ]
     if not checkpoints:
-        checkpoints = [{"class_path": f"pytorch_lightning.callbacks.{CHECKPOINT_CLASS}", "init_args": {}}]
+        checkpoints = [{"class_path": f"exprgan.callbacks.{CHECKPOINT_CLASS}", "init_args": {}}]
         callbacks = [*callbacks, *checkpoints]
     for callback in checkpoints:
         args = callback.setdefault("init_args", {})
