@@ -37,7 +37,7 @@ from exprgan.losses import (
     total_variation,
 )
 from exprgan.models import ExpressionClassifier, ExpressionFeatures, Generator, GeneratorOutput, MultiScaleDiscriminator
-from exprgan.offline import cached, train_classifier
+from exprgan.offline import MIN_STEPS, cached, train_classifier
 from exprgan.options import Networks, Optimization, as_group
 
 Batch = dict[str, torch.Tensor]
@@ -618,6 +618,7 @@ class JointExprGAN(pl.LightningModule):
             )
         images, labels = faces()
         key = {"data": datamodule.fingerprint(), "classes": self.hparams.num_expressions, "version": 1}
+        key["min_steps"] = MIN_STEPS
         with torch.random.fork_rng():
             torch.manual_seed(4321)
             fresh = ExpressionFeatures(self.hparams.num_expressions)

@@ -177,17 +177,19 @@ def test_the_oracle_is_cached_under_the_given_folder_and_keyed_by_the_data(tmp_p
     other weights, or shared between data sets of different seeds (a stale judge); and a key
     that retrains when only the splits the oracle never sees change."""
     data = tiny_data()
-    first = rendered_oracle(data, tmp_path / "oracle", epochs=1, progress=False)
+    first = rendered_oracle(data, tmp_path / "oracle", epochs=1, min_steps=0, progress=False)
     files = list((tmp_path / "oracle").glob("oracle-*.pt"))
     assert len(files) == 1
 
     with monkeypatch.context() as patch:
         patch.setattr(oracle_module, "train_classifier", _no_training)
-        again = rendered_oracle(data, tmp_path / "oracle", epochs=1, progress=False)
-        other_splits = rendered_oracle(tiny_data(test_identities=3), tmp_path / "oracle", epochs=1, progress=False)
+        again = rendered_oracle(data, tmp_path / "oracle", epochs=1, min_steps=0, progress=False)
+        other_splits = rendered_oracle(
+            tiny_data(test_identities=3), tmp_path / "oracle", epochs=1, min_steps=0, progress=False
+        )
     for name, value in first.state_dict().items():
         assert torch.equal(value, again.state_dict()[name]) and torch.equal(value, other_splits.state_dict()[name])
-    rendered_oracle(tiny_data(seed=1), tmp_path / "oracle", epochs=1, progress=False)
+    rendered_oracle(tiny_data(seed=1), tmp_path / "oracle", epochs=1, min_steps=0, progress=False)
     assert len(list((tmp_path / "oracle").glob("oracle-*.pt"))) == 2  # another data seed: another file
 
 

@@ -21,7 +21,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from exprgan.offline import cached, train_classifier
+from exprgan.offline import MIN_STEPS, cached, train_classifier
 
 ORACLE_VERSION = 2  # part of the cache key: bump when the network or its training changes
 
@@ -66,6 +66,7 @@ def train_oracle(
     lr: float = 2e-3,
     seed: int = 1234,
     progress: bool = True,
+    min_steps: int = MIN_STEPS,
 ) -> OracleNet:
     """Train an :class:`OracleNet` on ``images [N, 3, H, W]`` in ``[-1, 1]`` with ``labels [N]``
     (:func:`~exprgan.offline.train_classifier`: deterministic given ``seed``). Returns it in eval mode.
@@ -73,6 +74,7 @@ def train_oracle(
     with torch.inference_mode(False), torch.enable_grad():
         oracle = _fresh_oracle(num_classes, seed)
         options = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "progress": progress}
+        options["min_steps"] = min_steps
         train_classifier(oracle, images, labels, desc="oracle", **options)
     return oracle
 
@@ -98,7 +100,12 @@ class RenderedData(Protocol):
 
 
 def rendered_oracle(
-    datamodule: RenderedData, cache_dir: str | Path, seed: int = 1234, epochs: int = 15, progress: bool = True
+    datamodule: RenderedData,
+    cache_dir: str | Path,
+    seed: int = 1234,
+    epochs: int = 15,
+    progress: bool = True,
+    min_steps: int = MIN_STEPS,
 ) -> OracleNet:
     """The oracle of a :class:`~exprgan.datamodules.SyntheticFacesDataModule`, trained on its
     training identities' real faces, or loaded from ``cache_dir`` when trained before.
@@ -106,16 +113,18 @@ def rendered_oracle(
     The cache file (``cache_dir/oracle-<hash>.pt``) is named by a hash of everything the
     oracle depends on: the rendered training faces (renderer, size, seed, intensities, number
     of training identities; not the validation and test splits, which it never sees), the
-    oracle's seed, epochs and version. Trains in any grad mode, as :func:`train_oracle`.
+    oracle's seed, epochs, fewest steps (:func:`~exprgan.offline.train_classifier`) and version.
+    Trains in any grad mode, as :func:`train_oracle`.
     """
     data = dict(datamodule.fingerprint())
     data["identities"] = datamodule.split_sizes["train"]  # train identities are 0 .. n-1 whatever the other splits
-    key = {"data": data, "classes": datamodule.num_expressions, "seed": seed, "epochs": epochs}
+    key = {"data": data, "classes": datamodule.num_expressions, "seed": seed, "epochs": epochs, "min_steps": min_steps}
     key["version"] = ORACLE_VERSION
 
     def train(oracle: nn.Module) -> None:
         images, labels = datamodule.training_faces()
-        train_classifier(oracle, images, labels, epochs=epochs, seed=seed, desc="oracle", progress=progress)
+        options = {"epochs": epochs, "seed": seed, "progress": progress, "min_steps": min_steps}
+        train_classifier(oracle, images, labels, desc="oracle", **options)
 
     with torch.inference_mode(False), torch.enable_grad():
         return cached(_fresh_oracle(datamodule.num_expressions, seed), cache_dir, "oracle", key, train)
