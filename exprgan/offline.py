@@ -55,8 +55,9 @@ def train_classifier(
     ``seed`` (its own generator: the global RNG is untouched). ``logits`` maps images to
     logits (default: ``network`` itself). Returns the network in eval mode.
 
-    ``epochs`` passes over the images, more on a small set: at least ``min_steps`` optimiser
-    steps (15 epochs of 105 faces are 30 steps, after which a network answers one class).
+    ``epochs`` passes over the images, more on a small set: as many whole epochs as reach
+    ``min_steps`` optimiser steps (15 epochs of 105 faces are 30 steps, after which a network
+    answers one class; ``min_steps=0``: exactly ``epochs``).
     """
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"need as many labels as images (> 0), got {len(images)} images, {len(labels)} labels")

@@ -28,11 +28,13 @@ def test_train_classifier_learns_a_separable_task_deterministically() -> None:
     by the shuffle, a seed that does not fix the result."""
     images, labels = squares()
     network = ExpressionFeatures(3, width=8)
-    first = train_classifier(network, images, labels, network.logits, epochs=10, batch_size=12, progress=False)
+    first = train_classifier(
+        network, images, labels, network.logits, epochs=10, batch_size=12, progress=False, min_steps=0
+    )
     logits = first.logits(images)
     assert float((logits.argmax(1) == labels).float().mean()) == 1.0
-    a = train_classifier(_seeded(), images, labels, logits=None, epochs=2, batch_size=12, progress=False)
-    b = train_classifier(_seeded(), images, labels, logits=None, epochs=2, batch_size=12, progress=False)
+    a = train_classifier(_seeded(), images, labels, logits=None, epochs=2, batch_size=12, progress=False, min_steps=0)
+    b = train_classifier(_seeded(), images, labels, logits=None, epochs=2, batch_size=12, progress=False, min_steps=0)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
@@ -104,7 +106,7 @@ def test_fit_trains_the_expression_network_on_the_training_faces_and_caches_it(t
 
     def recorded(network, images, labels, *args, **kwargs):
         seen.append((images, labels))
-        return train_classifier(network, images, labels, *args, **kwargs)
+        return train_classifier(network, images, labels, *args, **kwargs, min_steps=0)  # the wiring, not the training
 
     monkeypatch.setattr("exprgan.joint.train_classifier", recorded)
     tiny_trainer(max_steps=3, default_root_dir=tmp_path).fit(model, datamodule=data)

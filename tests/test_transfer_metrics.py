@@ -21,7 +21,7 @@ NAMES = list(EXPRESSIONS)
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory):
-    """Rendered faces with 30 training identities (an oracle ~75% right at 32 px, trained in ~3 s),
+    """Rendered faces with 30 training identities (an oracle trained MIN_STEPS steps at 32 px),
     a run folder whose ``offline/`` holds that oracle, and the test split as tensors."""
     data = tiny_data(train_identities=30)
     run = tmp_path_factory.mktemp("run")
@@ -191,6 +191,10 @@ def test_the_oracle_is_cached_under_the_given_folder_and_keyed_by_the_data(tmp_p
         assert torch.equal(value, again.state_dict()[name]) and torch.equal(value, other_splits.state_dict()[name])
     rendered_oracle(tiny_data(seed=1), tmp_path / "oracle", epochs=1, min_steps=0, progress=False)
     assert len(list((tmp_path / "oracle").glob("oracle-*.pt"))) == 2  # another data seed: another file
+    with monkeypatch.context() as patch:  # trained for other steps: another judge, not the cached one
+        patch.setattr(oracle_module, "train_classifier", _no_training)
+        with pytest.raises(AssertionError, match="trained again"):
+            rendered_oracle(data, tmp_path / "oracle", epochs=1, min_steps=1, progress=False)
 
 
 # --- the model's test run -------------------------------------------------------------------

@@ -69,13 +69,13 @@ def train_oracle(
     min_steps: int = MIN_STEPS,
 ) -> OracleNet:
     """Train an :class:`OracleNet` on ``images [N, 3, H, W]`` in ``[-1, 1]`` with ``labels [N]``
-    (:func:`~exprgan.offline.train_classifier`: deterministic given ``seed``). Returns it in eval mode.
+    (:func:`~exprgan.offline.train_classifier`: deterministic given ``seed``; ``epochs``, at least
+    ``min_steps`` optimiser steps). Returns it in eval mode.
     Trains in any grad mode (a Trainer's test loop runs under ``torch.inference_mode``)."""
     with torch.inference_mode(False), torch.enable_grad():
         oracle = _fresh_oracle(num_classes, seed)
-        options = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "progress": progress}
-        options["min_steps"] = min_steps
-        train_classifier(oracle, images, labels, desc="oracle", **options)
+        options = {"epochs": epochs, "min_steps": min_steps, "batch_size": batch_size, "lr": lr, "seed": seed}
+        train_classifier(oracle, images, labels, desc="oracle", progress=progress, **options)
     return oracle
 
 
