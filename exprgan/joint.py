@@ -617,8 +617,8 @@ class JointExprGAN(pl.LightningModule):
                 f"but {type(datamodule).__name__} has no training_faces(); use 'vgg19'"
             )
         images, labels = faces()
-        key = {"data": datamodule.fingerprint(), "classes": self.hparams.num_expressions, "version": 1}
-        key["min_steps"] = MIN_STEPS
+        classes = self.hparams.num_expressions
+        key = {"data": datamodule.fingerprint(), "classes": classes, "version": 1, "min_steps": MIN_STEPS}
         with torch.random.fork_rng():
             torch.manual_seed(4321)
             fresh = ExpressionFeatures(self.hparams.num_expressions)

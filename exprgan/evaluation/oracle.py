@@ -74,8 +74,18 @@ def train_oracle(
     Trains in any grad mode (a Trainer's test loop runs under ``torch.inference_mode``)."""
     with torch.inference_mode(False), torch.enable_grad():
         oracle = _fresh_oracle(num_classes, seed)
-        options = {"epochs": epochs, "min_steps": min_steps, "batch_size": batch_size, "lr": lr, "seed": seed}
-        train_classifier(oracle, images, labels, desc="oracle", progress=progress, **options)
+        train_classifier(
+            oracle,
+            images,
+            labels,
+            epochs=epochs,
+            min_steps=min_steps,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            desc="oracle",
+            progress=progress,
+        )
     return oracle
 
 
@@ -123,8 +133,9 @@ def rendered_oracle(
 
     def train(oracle: nn.Module) -> None:
         images, labels = datamodule.training_faces()
-        options = {"epochs": epochs, "seed": seed, "progress": progress, "min_steps": min_steps}
-        train_classifier(oracle, images, labels, desc="oracle", **options)
+        train_classifier(
+            oracle, images, labels, epochs=epochs, min_steps=min_steps, seed=seed, desc="oracle", progress=progress
+        )
 
     with torch.inference_mode(False), torch.enable_grad():
         return cached(_fresh_oracle(datamodule.num_expressions, seed), cache_dir, "oracle", key, train)
