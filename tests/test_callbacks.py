@@ -1,13 +1,22 @@
-"""exprgan.callbacks.ModelCheckpoint: last.ckpt is the model training stopped with."""
+"""exprgan.callbacks.ModelCheckpoint: last.ckpt is the model training stopped with; the synthesis
+config's moving average of the weights is what its checkpoints hold."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import pytorch_lightning as pl
 import torch
+import yaml
+from pytorch_lightning.callbacks import EMAWeightAveraging
 from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
 
 from exprgan.callbacks import ModelCheckpoint
+from exprgan.tools.checkpoints import load_model
 from tests.conftest import tiny_data, tiny_model, tiny_trainer
+
+SYNTHESIS = Path(__file__).resolve().parents[1] / "experiments" / "synthesis.yaml"
 
 
 def _last_step(checkpoint_class, tmp_path, max_steps: int) -> int:
@@ -40,3 +49,37 @@ def test_a_stop_on_a_periodic_save_writes_nothing_more(tmp_path) -> None:
     step = _last_step(ModelCheckpoint, tmp_path, max_steps=12)
     assert step == 12
     assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["epoch=0-step=12.ckpt", "last.ckpt"]
+
+
+class _WeightsAfterEachBatch(pl.Callback):
+    def __init__(self) -> None:
+        self.states: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.states.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()})
+
+
+def test_the_synthesis_checkpoints_hold_the_moving_average_of_each_batchs_weights(tmp_path) -> None:
+    """experiments/synthesis.yaml's EMAWeightAveraging: one update per batch (not per optimiser
+    step: 3 a batch here), the first a copy; last.ckpt and load_model give the average, not the
+    weights training stopped with."""
+    (entry,) = [c for c in yaml.safe_load(SYNTHESIS.read_text())["trainer"]["callbacks"] if "EMA" in c["class_path"]]
+    assert entry["class_path"] == "pytorch_lightning.callbacks.EMAWeightAveraging"
+    decay = entry["init_args"]["decay"]
+    recorder = _WeightsAfterEachBatch()
+    callbacks = [recorder, EMAWeightAveraging(decay=decay), ModelCheckpoint(dirpath=tmp_path, save_last=True)]
+    model = tiny_model()
+    tiny_trainer(max_steps=9, callbacks=callbacks, enable_checkpointing=True).fit(model, tiny_data())
+    assert len(recorder.states) == 3
+    expected = dict(recorder.states[0])
+    for state in recorder.states[1:]:
+        expected = {k: decay * e + (1 - decay) * state[k] if e.is_floating_point() else e for k, e in expected.items()}
+    saved = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)
+    assert int(saved["averaging_state"]["n_averaged"]) == 3
+    loaded = load_model(tmp_path / "last.ckpt").state_dict()
+    floating = [k for k, v in expected.items() if v.is_floating_point()]
+    for key in floating:
+        torch.testing.assert_close(saved["state_dict"][key], expected[key], rtol=0, atol=1e-6)
+        torch.testing.assert_close(loaded[key], expected[key], rtol=0, atol=1e-6)
+    last = recorder.states[-1]
+    assert any((expected[k] - last[k]).abs().max() > 1e-4 for k in floating if k.startswith("generator."))
