@@ -12,7 +12,7 @@ identities (700 faces). Train with the recording callback appended (run from the
     python benchmarks/weight_average.py runs/synthesis
 
 The callback changes nothing in training: after each batch it updates the generator's averages
-at ``decays`` (the first update a copy, as ``torch.optim.swa_utils.AveragedModel`` does), after
+at ``decays`` (``torch.optim.swa_utils.AveragedModel``, as Lightning's callback), after
 each epoch (and so when a time or step limit stops training) it keeps the current weights, and it
 writes both under ``dirpath`` when training ends.
 """
@@ -25,10 +25,9 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from exprgan.datamodules import SyntheticFacesDataModule
-from exprgan.evaluation.oracle import oracle_predict, rendered_oracle
-from exprgan.evaluation.transfer import TransferMetrics
 from exprgan.joint import JointExprGAN
 from exprgan.tools.checkpoints import load_model
 
@@ -41,21 +40,18 @@ class WeightVariants(pl.Callback):
     def __init__(self, dirpath: str, decays: tuple[float, ...] = (0.99, 0.998, 0.999)) -> None:
         self.dirpath = Path(dirpath)
         self.decays = tuple(decays)
-        self.averages: list[dict[str, torch.Tensor]] = []
+        self.averages: list[AveragedModel] = []
         self.current: dict[str, torch.Tensor] = {}
 
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.averages = [
+            AveragedModel(pl_module.generator, multi_avg_fn=get_ema_multi_avg_fn(d), use_buffers=True)
+            for d in self.decays
+        ]
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        state = pl_module.generator.state_dict()
-        if not self.averages:
-            self.averages = [{k: v.detach().clone() for k, v in state.items()} for _ in self.decays]
-            return
-        with torch.no_grad():
-            for decay, average in zip(self.decays, self.averages):
-                for key, value in state.items():
-                    if value.is_floating_point():
-                        average[key].lerp_(value, 1 - decay)
-                    else:
-                        average[key].copy_(value)
+        for average in self.averages:
+            average.update_parameters(pl_module.generator)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         # before EMAWeightAveraging.on_train_end copies its average into the module
@@ -65,23 +61,16 @@ class WeightVariants(pl.Callback):
         self.dirpath.mkdir(parents=True, exist_ok=True)
         torch.save(self.current, self.dirpath / "current.pt")
         for decay, average in zip(self.decays, self.averages):
-            torch.save(average, self.dirpath / f"generator_ema{decay}.pt")
+            torch.save(average.module.state_dict(), self.dirpath / f"generator_ema{decay}.pt")
 
 
-def evaluate(model: JointExprGAN, data: SyntheticFacesDataModule, oracle: torch.nn.Module) -> dict[str, float]:
-    """Classifier accuracy and the oracle transfer metrics on the test identities."""
-    metrics = TransferMetrics(data.class_names)
-    hits = total = 0
-    with torch.no_grad():
-        for batch in data.test_dataloader():
-            out = model.generator.transfer(batch["image"], batch["reference"], batch["label"], batch["reference_label"])
-            predicted = oracle_predict(oracle, out)
-            metrics.update(
-                out, batch["image"], batch["target"], batch["reference"], batch["reference_label"], predicted
-            )
-            hits += int((model.classify(batch["image"]).argmax(1) == batch["label"]).sum())
-            total += len(batch["label"])
-    return {"classifier_acc": hits / total, **metrics.compute()}
+def evaluate(model: JointExprGAN, data: SyntheticFacesDataModule, results_dir: Path) -> dict[str, float]:
+    """``exprgan test``'s figures for ``model`` as it is: its test step, its oracle (cached in the
+    run's ``offline/``, beside ``results_dir``), its result files in ``results_dir``."""
+    model.results_dir = str(results_dir)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    (metrics,) = trainer.test(model, datamodule=data, verbose=False)
+    return {key.removeprefix("test/"): value for key, value in metrics.items()}
 
 
 def main() -> None:
@@ -93,20 +82,19 @@ def main() -> None:
     data = SyntheticFacesDataModule(
         image_size=model.hparams.image_size, val_identities=10, test_identities=args.test_identities, num_workers=0
     )
-    data.setup("test")
-    oracle = rendered_oracle(data, args.run / "offline")
     averaged = {k: v.clone() for k, v in model.state_dict().items()}
-    rows = {"checkpoint (every weight averaged)": evaluate(model, data, oracle)}
+    rows = {"checkpoint (every weight averaged)": evaluate(model, data, args.run / "results_average")}
     model.load_state_dict(torch.load(args.run / "variants" / "current.pt", weights_only=True))
-    rows["weights training stopped with"] = evaluate(model, data, oracle)
+    rows["weights training stopped with"] = evaluate(model, data, args.run / "results_current")
     for path in sorted((args.run / "variants").glob("generator_ema*.pt")):
         model.load_state_dict(averaged)
         model.generator.load_state_dict(torch.load(path, weights_only=True))
-        rows[f"generator averaged with decay {path.stem[len('generator_ema') :]}"] = evaluate(model, data, oracle)
+        decay = path.stem.removeprefix("generator_ema")
+        rows[f"generator averaged with decay {decay}"] = evaluate(model, data, args.run / f"results_ema{decay}")
     print("| weights | classifier | " + " | ".join(COLUMNS) + " |")
     print("| --- | ---: | " + " | ".join("---:" for _ in COLUMNS) + " |")
     for name, row in rows.items():
-        print(f"| {name} | {row['classifier_acc']:.3f} | " + " | ".join(f"{row[c]:.4f}" for c in COLUMNS) + " |")
+        print(f"| {name} | {row['acc']:.3f} | " + " | ".join(f"{row[c]:.4f}" for c in COLUMNS) + " |")
     print(json.dumps(rows, indent=1))
 
 

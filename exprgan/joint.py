@@ -621,7 +621,7 @@ class JointExprGAN(pl.LightningModule):
         key = {"data": datamodule.fingerprint(), "classes": classes, "version": 1, "min_steps": MIN_STEPS}
         with torch.random.fork_rng():
             torch.manual_seed(4321)
-            fresh = ExpressionFeatures(self.hparams.num_expressions)
+            fresh = ExpressionFeatures(classes)
 
         def train(module: nn.Module) -> None:
             train_classifier(module, images, labels, logits=module.logits, seed=4321, desc="expression features")
