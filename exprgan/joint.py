@@ -173,6 +173,7 @@ class JointExprGAN(pl.LightningModule):
             interpolation_p=interpolation_p,
             width=net.gan_width,
             identity_init=net.generator_identity_init,
+            decoder_output_block=net.decoder_output_block,
         )
         self.discriminator = MultiScaleDiscriminator(
             num_expressions, image_size, width=net.gan_width, conditioning=net.discriminator_conditioning

@@ -43,6 +43,9 @@ class Networks:
             :class:`~exprgan.models.Generator`).
         decoder_negative_slope: LeakyReLU slope of G_dec (0.2; 0 = ReLU, the authors' release).
         generator_identity_init: G starts as the identity map (its residual zeroed).
+        decoder_output_block: not in the paper; G_dec ends with a block at full resolution
+            and a 3x3 convolution instead of one deconv from half resolution (see
+            :class:`~exprgan.models.decoder.Decoder`).
         discriminator_conditioning: how D1/D2 read the label: ``"concat"`` (the paper: one-hot
             input channels) or ``"projection"`` (Miyato & Koyama 2018; see
             :class:`~exprgan.models.ConditionalDiscriminator`).
@@ -60,6 +63,7 @@ class Networks:
     gan_width: int = 64
     decoder_negative_slope: float = 0.2
     generator_identity_init: bool = True
+    decoder_output_block: bool = False
     discriminator_conditioning: Conditioning = "concat"
 
 

@@ -16,7 +16,7 @@ from exprgan.models import (
     MultiScaleDiscriminator,
 )
 from exprgan.models.l2norm import _L2Norm
-from tests.conftest import images
+from tests.conftest import images, tiny_model
 
 N = 7
 
@@ -231,6 +231,32 @@ def test_decoder_adds_the_edited_images_skips() -> None:
     # I_c is built on I_a: it changes when I_a changes even with the code held fixed
     y_a, y_b = _labels()
     assert not torch.allclose(generator(a, b, y_a, y_b).image_c, generator(b, a, y_a, y_b).image_c)
+
+
+def test_decoder_output_block_ends_with_a_block_and_a_conv_at_full_resolution() -> None:
+    plain = Generator(N, width=8)
+    assert isinstance(plain.decoder.to_residual, torch.nn.ConvTranspose2d)  # the paper's last layer
+    generator = Generator(N, width=8, decoder_output_block=True)
+    a, b = images(2, 32), images(2, 32)
+    out = generator(a, b, *_labels())
+    assert torch.equal(out.image_c, a) and torch.equal(out.recon_b, b)  # still the identity at first
+    block, last = generator.decoder.to_residual
+    assert isinstance(last, torch.nn.Conv2d) and last.stride == (1, 1) and last.kernel_size == (3, 3)
+    torch.nn.init.normal_(last.weight, std=0.1)
+    feats = generator.encoder.forward_features(a)
+    code = feats[-1]
+    zero = generator.switch.zero_code(code)
+    x = torch.cat([code, code, zero], dim=1)
+    for up, skip in zip(generator.decoder.blocks, reversed(feats[:-1])):
+        x = up(x) + skip
+    assert x.shape[-1] == 16  # four blocks reach half resolution
+    by_hand = 2.0 * torch.tanh(last(block(x)))  # a fifth block to 32 px, then the 3x3 conv
+    residual = generator.decoder(code, code, zero, feats[:-1])
+    assert residual.shape == a.shape and torch.allclose(residual, by_hand, atol=1e-6)
+    assert float(residual.abs().amax()) > 0
+    # the option reaches the model built from a configuration
+    assert isinstance(tiny_model(decoder_output_block=True).generator.decoder.to_residual, torch.nn.Sequential)
+    assert isinstance(tiny_model().generator.decoder.to_residual, torch.nn.ConvTranspose2d)
 
 
 def test_transfer_with_equal_labels_is_the_reconstruction() -> None:

@@ -39,9 +39,13 @@ class Decoder(nn.Module):
         out_channels: image channels.
         negative_slope: LeakyReLU slope of the blocks (paper: 0.2); 0 gives ReLU, the
             activation of the authors' release.
-        identity_init: zero the last deconv, so the residual starts at exactly 0 and the
+        identity_init: zero the last layer, so the residual starts at exactly 0 and the
             untrained generator returns its input (the paper does not say how G is
             initialised; starting from the identity, G only has to learn the edit).
+        output_block: not in the paper. The last deconv becomes a fifth block (deconv to full
+            resolution at ``channels[-1]`` channels, l2-N, activation) followed by a 3x3
+            convolution to the residual, so a non-linearity acts at the image's resolution;
+            the paper's last layer maps half-resolution features linearly to pixels.
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class Decoder(nn.Module):
         out_channels: int = 3,
         negative_slope: float = 0.2,
         identity_init: bool = True,
+        output_block: bool = False,
     ) -> None:
         super().__init__()
         self.in_channels = 2 * code_channels + code_extra
@@ -59,12 +64,16 @@ class Decoder(nn.Module):
         self.blocks = nn.ModuleList(
             deconv_block(c_in, c_out, negative_slope) for c_in, c_out in zip(widths, widths[1:])
         )
-        self.to_residual = nn.ConvTranspose2d(
-            widths[-1], out_channels, kernel_size=3, stride=2, padding=1, output_padding=1
-        )
+        last: nn.Conv2d | nn.ConvTranspose2d
+        if output_block:
+            last = nn.Conv2d(widths[-1], out_channels, kernel_size=3, padding=1)
+            self.to_residual: nn.Module = nn.Sequential(deconv_block(widths[-1], widths[-1], negative_slope), last)
+        else:
+            last = nn.ConvTranspose2d(widths[-1], out_channels, kernel_size=3, stride=2, padding=1, output_padding=1)
+            self.to_residual = last
         if identity_init:
-            nn.init.zeros_(self.to_residual.weight)
-            nn.init.zeros_(self.to_residual.bias)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(
         self, switched: torch.Tensor, own: torch.Tensor, code: torch.Tensor, skips: Sequence[torch.Tensor]

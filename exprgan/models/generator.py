@@ -58,6 +58,8 @@ class Generator(nn.Module):
             channels). Smaller widths make fast CPU demos.
         identity_init: start as the identity map (zero residual; see
             :class:`~exprgan.models.decoder.Decoder`).
+        decoder_output_block: not in the paper; a full-resolution block before the residual
+            (see :class:`~exprgan.models.decoder.Decoder`'s ``output_block``).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class Generator(nn.Module):
         interpolation_p: float = 0.5,
         width: int = 64,
         identity_init: bool = True,
+        decoder_output_block: bool = False,
     ) -> None:
         super().__init__()
         self.num_expressions = num_expressions
@@ -82,6 +85,7 @@ class Generator(nn.Module):
             out_channels=image_channels,
             negative_slope=decoder_negative_slope,
             identity_init=identity_init,
+            output_block=decoder_output_block,
         )
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
