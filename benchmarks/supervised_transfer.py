@@ -7,6 +7,7 @@ the reconstruction term), with Adam as in the demo. Every quarter of the run it 
 transfer L1 on held-out pairs next to "no change", the figures of ``exprgan test``.
 
     python benchmarks/supervised_transfer.py --steps 1500 --loss mse --lr 2e-4
+    python benchmarks/supervised_transfer.py --steps 1500 --lr 1e-3 --decoder-output-block
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--test-identities", type=int, default=30)
+    parser.add_argument(
+        "--decoder-output-block", action="store_true", help="G_dec's full-resolution output block (networks option)"
+    )
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress lines as they come, also when piped
     torch.manual_seed(0)
@@ -58,7 +62,7 @@ def main() -> None:
     n, identities = data.num_expressions, data.split_sizes["train"]
     faces = torch.stack([to_tensor(image.numpy()) for image in train.images]).view(identities, n, 3, 64, 64)
 
-    generator = Generator(n, width=args.width)
+    generator = Generator(n, width=args.width, decoder_output_block=args.decoder_output_block)
     optimizer = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.5, 0.999))
     distance = (lambda x, y: 10 * F.mse_loss(x, y)) if args.loss == "mse" else F.l1_loss
     reconstruction_weight = LossWeights().reconstruction  # lambda1, as in the GAN

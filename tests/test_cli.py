@@ -99,6 +99,7 @@ PAPER_AT_SYNTHESIS_BUDGET = [
     "--model.loss_weights.r1=0",
     "--model.loss_weights.classification=1",
     "--model.networks.discriminator_conditioning=concat",
+    "--model.networks.decoder_output_block=false",
 ]
 
 
