@@ -64,6 +64,7 @@ PAPER_NETWORKS = Networks(
     gan_width=64,
     decoder_negative_slope=0.2,
     generator_identity_init=True,
+    decoder_output_block=False,
     discriminator_conditioning="concat",
 )
 PAPER_LOSS_WEIGHTS = LossWeights(

@@ -236,11 +236,16 @@ def test_decoder_adds_the_edited_images_skips() -> None:
 def test_decoder_output_block_ends_with_a_block_and_a_conv_at_full_resolution() -> None:
     plain = Generator(N, width=8)
     assert isinstance(plain.decoder.to_residual, torch.nn.ConvTranspose2d)  # the paper's last layer
+    assert {"decoder.to_residual.weight", "decoder.to_residual.bias"} <= set(plain.state_dict())  # old checkpoints
     generator = Generator(N, width=8, decoder_output_block=True)
     a, b = images(2, 32), images(2, 32)
     out = generator(a, b, *_labels())
     assert torch.equal(out.image_c, a) and torch.equal(out.recon_b, b)  # still the identity at first
     block, last = generator.decoder.to_residual
+    deconv, norm, activation = block  # the fifth block: deconv to full resolution, l2-N, LeakyReLU
+    assert isinstance(deconv, torch.nn.ConvTranspose2d) and deconv.stride == (2, 2)
+    assert deconv.in_channels == deconv.out_channels == 8
+    assert isinstance(norm, L2Norm) and isinstance(activation, torch.nn.LeakyReLU)
     assert isinstance(last, torch.nn.Conv2d) and last.stride == (1, 1) and last.kernel_size == (3, 3)
     torch.nn.init.normal_(last.weight, std=0.1)
     feats = generator.encoder.forward_features(a)

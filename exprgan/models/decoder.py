@@ -29,8 +29,9 @@ class Decoder(nn.Module):
     code and the switch code: ``2 * code_channels + code_extra`` channels (1024 + 20n).
     After deconv block ``k`` (k = 1..4) the output of encoder block ``5 - k`` of the image
     being edited is added (``skips`` as returned by ``Encoder.forward_features``). The last
-    deconv gives the residual ``2 * tanh(.)`` in ``[-2, 2]``, so that ``input + residual``
-    can reach any value of ``[-1, 1]`` (the generator clamps the sum).
+    layer (a deconv, or with ``output_block`` a skip-less fifth block and a 3x3 conv) gives the
+    residual ``2 * tanh(.)`` in ``[-2, 2]``, so that ``input + residual`` can reach any value
+    of ``[-1, 1]`` (the generator clamps the sum).
 
     Args:
         code_extra: channels of the switch code S (``20 * n``).
@@ -65,9 +66,10 @@ class Decoder(nn.Module):
             deconv_block(c_in, c_out, negative_slope) for c_in, c_out in zip(widths, widths[1:])
         )
         last: nn.Conv2d | nn.ConvTranspose2d
+        self.to_residual: nn.Module
         if output_block:
             last = nn.Conv2d(widths[-1], out_channels, kernel_size=3, padding=1)
-            self.to_residual: nn.Module = nn.Sequential(deconv_block(widths[-1], widths[-1], negative_slope), last)
+            self.to_residual = nn.Sequential(deconv_block(widths[-1], widths[-1], negative_slope), last)
         else:
             last = nn.ConvTranspose2d(widths[-1], out_channels, kernel_size=3, stride=2, padding=1, output_padding=1)
             self.to_residual = last
