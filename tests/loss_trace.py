@@ -1,0 +1,134 @@
+"""The loss terms of a config's first training batches, recorded, or compared with a recording.
+
+A restructuring of the training step must not change what it computes: with the same seed,
+the same config gives the same loss terms, batch by batch, to float tolerance.
+
+    python tests/loss_trace.py record tests/loss_trace_demo.json     # 20 batches of demo.yaml, seed 0
+    python tests/loss_trace.py compare tests/loss_trace_demo.json    # this tree against that recording
+
+One thread (the same summation order on every run of one machine); nothing is logged or saved.
+Another CPU gives other last digits: compare on the machine that recorded. A term computed
+every k-th batch (lazy R1) repeats its last value in between, as Lightning logs it.
+``tests/loss_trace_demo.json`` and ``tests/loss_trace_synthesis.json`` were recorded at the
+commit before the objective moved to ``exprgan/objective.py`` (2026-12-07, 2 CPU cores).
+Not collected by pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.loggers import Logger
+
+from exprgan.datamodules import PairDataModule
+from exprgan.joint import JointExprGAN
+
+# names the terms had before the objective had its own module (the base recording uses them)
+RENAMED = {"g/tv": "g/total_variation", "c/loss": "c/classification"}
+
+
+class MemoryLogger(Logger):
+    """Keeps every logged loss term (``d/``, ``g/``, ``c/``) of every training batch."""
+
+    name, version = "memory", 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[int, dict[str, float]] = {}
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        terms = {k: float(v) for k, v in metrics.items() if k[:2] in ("d/", "g/", "c/")}
+        if terms:
+            self.rows.setdefault(int(step or 0), {}).update(terms)
+
+
+class CLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        for name in ("num_expressions", "image_size", "class_names"):
+            parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
+
+
+def trace(config: str, batches: int, seed: int) -> list[dict[str, float]]:
+    """Every loss term of the first ``batches`` training batches of ``config`` with ``seed``."""
+    torch.set_num_threads(1)
+    args = [
+        f"--config={config}",
+        f"--seed_everything={seed}",
+        f"--trainer.max_steps={3 * batches}",  # three optimiser steps a batch: D, G, C
+        "--trainer.max_time=null",
+        "--trainer.logger=false",
+        "--trainer.callbacks=[]",
+        "--trainer.enable_checkpointing=false",
+        "--trainer.limit_val_batches=0",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.log_every_n_steps=1",
+        "--model.image_log_every_n_steps=0",
+    ]
+    cli = CLI(JointExprGAN, PairDataModule, subclass_mode_data=True, run=False, args=args, save_config_callback=None)
+    logger = MemoryLogger()
+    cli.trainer.loggers = [logger]
+    cli.trainer.fit(cli.model, cli.datamodule)
+    return [{RENAMED.get(k, k): v for k, v in sorted(row.items())} for _, row in sorted(logger.rows.items())]
+
+
+def compare(recorded: list[dict[str, float]], now: list[dict[str, float]], rtol: float, atol: float) -> int:
+    """Print the largest differences; 0 when every term matches to ``rtol``/``atol``, else 1."""
+    if len(recorded) != len(now):
+        print(f"{len(recorded)} batches recorded, {len(now)} now")
+        return 1
+    worst, failures = 0.0, 0
+    for batch, (old, new) in enumerate(zip(recorded, now)):
+        if old.keys() != new.keys():
+            print(
+                f"batch {batch}: terms differ: only recorded {sorted(old.keys() - new.keys())}, "
+                f"only now {sorted(new.keys() - old.keys())}"
+            )
+            failures += 1
+            continue
+        for key in old:
+            error = abs(new[key] - old[key])
+            worst = max(worst, error / max(abs(old[key]), 1e-12))
+            if not math.isclose(new[key], old[key], rel_tol=rtol, abs_tol=atol):
+                print(f"batch {batch}: {key} recorded {old[key]:.8g}, now {new[key]:.8g}")
+                failures += 1
+    terms = sum(len(row) for row in recorded)
+    print(
+        f"{terms} terms over {len(recorded)} batches; largest relative difference {worst:.2e}; "
+        f"{failures} outside rtol {rtol:g} / atol {atol:g}"
+    )
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["record", "compare"])
+    parser.add_argument("path", type=Path, help="the recording (JSON)")
+    parser.add_argument("--config", default="experiments/demo.yaml", help="record: the config (compare: as recorded)")
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rtol", type=float, default=1e-4)
+    parser.add_argument("--atol", type=float, default=1e-6)
+    args = parser.parse_args(argv)
+    if args.action == "record":
+        rows = trace(args.config, args.batches, args.seed)
+        record = {"config": args.config, "seed": args.seed, "batches": rows}
+        args.path.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"{len(rows)} batches of {args.config} (seed {args.seed}) recorded in {args.path}")
+        return 0
+    record = json.loads(args.path.read_text())
+    now = trace(record["config"], len(record["batches"]), record["seed"])
+    return compare(record["batches"], now, args.rtol, args.atol)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
