@@ -1,4 +1,4 @@
-"""benchmarks/generator_signals.py: the diagnostics the README quotes give known answers."""
+"""experiments/analysis/generator_signals.py: the diagnostics docs/experiments.md quotes give known answers."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import torch
 from exprgan.datamodules.base import to_tensor
 from tests.conftest import tiny_data, tiny_model
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "generator_signals.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "analysis" / "generator_signals.py"
 
 
 @pytest.fixture(scope="module")
 def signals() -> ModuleType:
-    """The benchmark script, imported from its path (benchmarks/ is not a package)."""
+    """The analysis script, imported from its path (experiments/analysis/ is not a package)."""
     spec = importlib.util.spec_from_file_location("generator_signals", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -9,7 +9,7 @@ generator's reconstruction of its own input, and the band's share of the transfe
 the decoder's reconstruction floor; error in the rings is an edit drawn in the wrong place
 or with soft edges.
 
-    python benchmarks/collateral_bands.py runs/synthesis/checkpoints/last.ckpt [more.ckpt ...] \
+    python experiments/analysis/collateral_bands.py runs/synthesis/checkpoints/last.ckpt [more.ckpt ...] \
         [--config experiments/synthesis.yaml]
 
 The test faces of the run's ``data:`` section (``--config``; for the demo's and the synthesis

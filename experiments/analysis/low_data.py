@@ -24,12 +24,12 @@ The table (``--table``, default ``docs/low_data.md``) and the plot (``--plot``,
 ``docs/low_data.png``) are rewritten from the results present after every test. Run from the
 repository root; the full experiment (9 fits of 500 batches, ~1.5 h on 2 CPU cores)::
 
-    python benchmarks/low_data.py --identities 15 --seeds 0 1 2 --k 2
+    python experiments/analysis/low_data.py --identities 15 --seeds 0 1 2 --k 2
 
 ``--dry-run`` prints the commands; ``--tiny`` (32 px, 2 validation and test identities, a
 narrow model, 2 batches) is a smoke test of the pipeline, its numbers mean nothing::
 
-    python benchmarks/low_data.py --tiny --seeds 0 --runs-dir /tmp/low_data \\
+    python experiments/analysis/low_data.py --tiny --seeds 0 --runs-dir /tmp/low_data \\
         --table /tmp/low_data.md --plot /tmp/low_data.png
 """
 
@@ -49,7 +49,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXPRGAN = [sys.executable, "-m", "exprgan.cli"]  # the `exprgan` command of this interpreter
 EPOCH_BATCHES = 100  # validation after every 100 batches, whatever the training set's size
 ABOUT = {
@@ -225,7 +225,7 @@ def write_table(path: Path, found: dict, settings: Settings, seeds: list[int], k
         f"{batches} batches each (at most {settings.max_minutes:g} minutes), `{settings.config}` otherwise. "
         "Mean ± std (n - 1) over seeds; *vs no_synfi*: the per-seed difference (a seed gives every "
         "variant the same initialisation, and joint and no_synfi the same pairs). Made by "
-        f"`python benchmarks/low_data.py {command}`"
+        f"`python experiments/analysis/low_data.py {command}`"
         + (": **--tiny, a smoke test, the numbers mean nothing**." if settings.tiny else "."),
         "",
         "| " + " | ".join(["variant", "the classifier trains on", *(f"seed {s}" for s in seeds)]) + " | mean ± std |"

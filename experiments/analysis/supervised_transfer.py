@@ -6,8 +6,8 @@ towards ``I_a``'s identity with ``I_b``'s expression and ``I_d`` the other way r
 the reconstruction term), with Adam as in the demo. Every quarter of the run it prints the
 transfer L1 on held-out pairs next to "no change", the figures of ``exprgan test``.
 
-    python benchmarks/supervised_transfer.py --steps 1500 --loss mse --lr 2e-4
-    python benchmarks/supervised_transfer.py --steps 1500 --lr 1e-3 --decoder-output-block
+    python experiments/analysis/supervised_transfer.py --steps 1500 --loss mse --lr 2e-4
+    python experiments/analysis/supervised_transfer.py --steps 1500 --lr 1e-3 --decoder-output-block
 """
 
 from __future__ import annotations

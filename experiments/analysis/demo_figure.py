@@ -9,7 +9,7 @@ columns the 7 expressions; each cell is the identity's neutral face turned to th
 expression, with a reference face of another held-out identity showing it (the first row
 shows those references, the first column the input faces).
 
-    python benchmarks/demo_figure.py runs/demo/checkpoints/last.ckpt --out docs/demo_transfer.png \\
+    python experiments/analysis/demo_figure.py runs/demo/checkpoints/last.ckpt --out docs/demo_transfer.png \\
         --grid docs/demo_grid.png
 """
 

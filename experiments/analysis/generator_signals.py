@@ -10,7 +10,7 @@ For each checkpoint (``exprgan fit --config experiments/demo.yaml`` writes them)
    both for the reference's label, with the true edit ``target - I_a``; and the L1 to the
    target after a step of each size along either (unit-norm) direction, next to "no change".
 
-    python benchmarks/generator_signals.py runs/demo/checkpoints/last.ckpt [more.ckpt ...]
+    python experiments/analysis/generator_signals.py runs/demo/checkpoints/last.ckpt [more.ckpt ...]
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ the checkpoint's average against the weights training stopped with and against t
 averaged with other decays, by the oracle metrics of ``exprgan test`` on the 100 held-out
 identities (700 faces). Train with the recording callback appended (run from the repository root)::
 
-    PYTHONPATH=benchmarks exprgan fit --config experiments/synthesis.yaml \\
+    PYTHONPATH=experiments/analysis exprgan fit --config experiments/synthesis.yaml \\
         --trainer.callbacks+=weight_average.WeightVariants \\
         --trainer.callbacks.dirpath=runs/synthesis/variants
-    python benchmarks/weight_average.py runs/synthesis
+    python experiments/analysis/weight_average.py runs/synthesis
 
 The callback changes nothing in training: after each batch it updates the generator's averages
 at ``decays`` (``torch.optim.swa_utils.AveragedModel``, as Lightning's callback), after
