@@ -19,16 +19,13 @@ from exprgan.options import Networks, Optimization
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "run.py"
 
-# stands in for an older checkout's benchmarks/run.py: records its arguments, reports a fraction
+# stands in for an older checkout's benchmarks/run.py (this script's output format): records its
+# arguments; its step runs at half its VGG19 figure
 FAKE_BASE = """\
 import json, sys
 args = sys.argv[1:]
-step = {"pairs_per_s": 0.25, "flops_per_step": 7e10, "flop_per_s": 1.75e10}
-figures = {
-    "argv": args,
-    "train": {"paper_256": {"image_size": 64, "plain": step, "fast": step, "speedup": 1.0}},
-    "acceptance": {"1_fraction_of_vgg19_flop_per_s": {"fast": 0.5}},
-}
+step = {"image_size": 64, "pairs_per_s": 0.25, "flops_per_step": 7e10, "flop_per_s": 1.75e10}
+figures = {"argv": args, "train": {"paper_256": step}, "limit": {"vgg19_fwd_bwd_flop_per_s": 3.5e10}}
 open(args[args.index("--out") + 1], "w").write(json.dumps(figures))
 """
 
@@ -52,18 +49,9 @@ def test_the_reference_step_is_the_papers_model_offline(bench: ModuleType) -> No
     assert bench.PAPER_OPTIMIZATION == Optimization()
 
 
-def test_figures_are_read_from_this_scripts_and_the_pre_issue_13_results(bench: ModuleType) -> None:
-    new = {
-        "train": {"paper_256": {"flops_per_step": 2}},
-        "acceptance": {"fraction_of_vgg19_flop_per_s": {"value": 0.7}},
-    }
-    assert bench.fraction_of_vgg19(new) == 0.7 and bench.paper_step(new) == {"flops_per_step": 2}
-    old = {  # before issue 13: plain and fast side by side; the base's figure is its fast path's
-        "train": {"paper_256": {"image_size": 256, "plain": {"flops_per_step": 3}, "fast": {"flops_per_step": 2}}},
-        "acceptance": {"1_fraction_of_vgg19_flop_per_s": {"fast": 0.685, "plain": 0.6}},
-    }
-    assert bench.fraction_of_vgg19(old) == 0.685
-    assert bench.paper_step(old) == {"image_size": 256, "flops_per_step": 2}
+def test_the_fraction_is_read_from_the_step_and_the_limit(bench: ModuleType) -> None:
+    results = {"train": {"paper_256": {"flop_per_s": 7.0}}, "limit": {"vgg19_fwd_bwd_flop_per_s": 10.0}}
+    assert bench.fraction_of_vgg19(results) == pytest.approx(0.7)
 
 
 def test_quick_run_writes_every_figure_next_to_a_base_checkouts(tmp_path: Path) -> None:
@@ -82,7 +70,7 @@ def test_quick_run_writes_every_figure_next_to_a_base_checkouts(tmp_path: Path) 
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert {"environment", "paper_model", "train", "limit", "inference", "data", "base", "acceptance"} <= results.keys()
+    assert {"environment", "paper_model", "train", "limit", "inference", "data", "base", "ratios"} <= results.keys()
     for name in ("demo_64", "paper_256"):
         entry = results["train"][name]
         assert entry["pairs_per_s"] > 0 and entry["flops_per_step"] > 0 and entry["flop_per_s"] > 0
@@ -92,16 +80,15 @@ def test_quick_run_writes_every_figure_next_to_a_base_checkouts(tmp_path: Path) 
     assert results["limit"]["vgg19_fwd_bwd_flop_per_s"] > 0
     assert results["data"]["images_per_s"] > 0
 
-    step, check = results["train"]["paper_256"], results["acceptance"]
+    step, check = results["train"]["paper_256"], results["ratios"]
     fraction = check["fraction_of_vgg19_flop_per_s"]
     assert fraction["value"] == pytest.approx(step["flop_per_s"] / results["limit"]["vgg19_fwd_bwd_flop_per_s"])
     assert step["images_read_per_s"] == pytest.approx(2 * step["pairs_per_s"])  # I_a and I_b of every pair
     ratio = check["data_over_step"]
     assert ratio["value"] == pytest.approx(results["data"]["images_per_s"] / step["images_read_per_s"])
-    assert ratio["pass"] == (ratio["value"] >= 5)
 
     # the base ran first with this run's options; its fraction stands next to this one's
     assert results["base"]["results"]["argv"][:2] == ["--device", "cpu"] and "--quick" in results["base"]["command"]
-    assert fraction["base"] == 0.5 and fraction["pass"] == (fraction["value"] >= 0.5)
-    assert results["base"]["paper_step"]["flops_per_step"] == 7e10  # the old JSON's "fast" path
+    assert fraction["base"] == pytest.approx(0.5) and results["base"]["paper_step"]["flops_per_step"] == 7e10
     assert "VGG19-alone FLOP/s" in completed.stdout and "base" in completed.stdout  # the table
+    assert "images/s the paper_256 step reads" in completed.stdout
