@@ -2,8 +2,11 @@
 
 Issue 5, acceptance 4: one reference writes an image of the identity photo's size (the new
 face pasted back), ``--crop-only`` the aligned face, several references a grid; missing faces,
-unknown labels and shared expressions are reported clearly. Issue 14, item 3: the face is
-pasted through a feathered mask of its landmarks, not as the crop's square.
+unknown labels and shared expressions are reported clearly. Issue 14, item 3: the edit is
+pasted through a feathered mask of its landmarks, not as the crop's square. Only the model's
+change is pasted (the photo plus the upsampled ``transfer - crop``), so whatever the model left
+alone keeps the photo's pixels exactly: the known-answer tests below use synthetic alignments
+and need neither dlib nor a trained network.
 """
 
 from __future__ import annotations
@@ -15,15 +18,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from torch import nn
 
 from exprgan.cache import read_image
 from exprgan.cli import cli_main
 from exprgan.datamodules.face_renderer import EXPRESSIONS
 from exprgan.preprocessing.align import transform_points, warp
 from exprgan.tools.checkpoints import load_model
-from exprgan.tools.faces import DEFAULT_FEATHER, FOREHEAD, FaceFinder, NoFaceError, face_mask, paste_face
-from exprgan.tools.transfer import label_index, transfer_grid
+from exprgan.tools.faces import DEFAULT_FEATHER, FOREHEAD, FaceFinder, NoFaceError, face_mask, paste_change
+from exprgan.tools.transfer import label_index, transfer_faces, transfer_grid
 from tests.conftest import DEMO_SIZE, fail_in_ci_without_dlib
 
 fail_in_ci_without_dlib()
@@ -74,9 +79,10 @@ def run_transfer(demo_checkpoint: Path, dlib_backend) -> Callable[..., None]:
     return run
 
 
-def test_one_reference_writes_the_identity_photo_with_the_new_face(
+def test_one_reference_writes_the_identity_photo_and_a_model_that_changes_nothing_changes_no_pixel(
     photos: dict[str, Path], run_transfer, dlib_backend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # the demo checkpoint is untrained with generator_identity_init: G's residual is exactly 0
     out = tmp_path / "out" / "smiling.png"
     run_transfer(photos["identity"], [photos["mirror"]], out, "--identity-label", "neutral")
     printed = capsys.readouterr().out
@@ -84,24 +90,57 @@ def test_one_reference_writes_the_identity_photo_with_the_new_face(
 
     result, original = read_image(out), read_image(photos["identity"])
     assert result.shape == original.shape == (512, 512, 3)
-    # only the face changes: the face box is x 175-265, y 76-166; the rest of the photo is untouched
-    np.testing.assert_array_equal(result[:, :120], original[:, :120])
-    np.testing.assert_array_equal(result[260:], original[260:])
-    changed = np.abs(result.astype(int) - original.astype(int)).sum(axis=2) > 0
-    rows, columns = np.nonzero(changed)
-    assert changed.any() and 150 < columns.mean() < 290 and 60 < rows.mean() < 190
-
-    # the same transfer as an aligned crop: on the nose (deep inside the mask) the photo shows
-    # exactly that crop warped back; the crop's square is not pasted: its corners keep the photo
+    # the premise, checked: the transfer is the aligned crop itself
     crop_out = tmp_path / "crop.png"
     run_transfer(photos["identity"], [photos["mirror"]], crop_out, "--identity-label", "neutral", "--crop-only")
     face = FaceFinder(dlib_backend, SIZE, min_score=0.5).most_confident(photos["identity"])[1]
+    np.testing.assert_array_equal(read_image(crop_out), face.crop)
+    # so no pixel of the photo changes, not even on the face (pasting the 64 px crop blurred it)
+    np.testing.assert_array_equal(result, original)
+
+
+def shift_residual(model, residual: float):
+    """``model`` with G's residual the constant ``residual`` (its last layer zero but for the bias)."""
+    last = [m for m in model.generator.decoder.to_residual.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    with torch.no_grad():
+        last[-1].weight.zero_()
+        last[-1].bias.fill_(math.atanh(residual / 2))  # G_dec's output is 2 tanh(.)
+    return model
+
+
+@pytest.fixture
+def darkening_model(monkeypatch: pytest.MonkeyPatch, demo_checkpoint: Path, dlib_backend) -> None:
+    """The command gets the demo model with a residual of -0.2 (-25.5 grey levels), and the loaded dlib."""
+    from exprgan.preprocessing.backends import BackendSpec
+    from exprgan.tools import faces
+
+    model = shift_residual(load_model(demo_checkpoint), -0.2)
+    monkeypatch.setattr(faces, "load_model", lambda checkpoint, device: model)
+    monkeypatch.setattr(BackendSpec, "build", lambda spec: dlib_backend if spec.name == "dlib" else None)
+
+
+@pytest.mark.usefixtures("darkening_model")
+def test_one_reference_adds_the_model_change_on_the_face_and_keeps_the_photo_detail(
+    photos: dict[str, Path], run_transfer, dlib_backend, tmp_path: Path
+) -> None:
+    out = tmp_path / "darker.png"
+    run_transfer(photos["identity"], [photos["mirror"]], out, "--identity-label", "neutral")
+    result, original = read_image(out).astype(int), read_image(photos["identity"]).astype(int)
+    # only the face changes: the face box is x 175-265, y 76-166; the rest of the photo is untouched
+    np.testing.assert_array_equal(result[:, :120], original[:, :120])
+    np.testing.assert_array_equal(result[260:], original[260:])
+    changed = np.abs(result - original).sum(axis=2) > 0
+    rows, columns = np.nonzero(changed)
+    assert changed.any() and 150 < columns.mean() < 290 and 60 < rows.mean() < 190
+    # on the nose (deep inside the mask) the photo is darker by the change, 25.5 levels give or take
+    # the transfer's rounding, pixel by pixel: its detail is the photo's, not the 64 px crop's
+    face = FaceFinder(dlib_backend, SIZE, min_score=0.5).most_confident(photos["identity"])[1]
+    for x, y in np.round(face.landmarks[27:36]).astype(int):
+        difference = result[y - 2 : y + 3, x - 2 : x + 3] - original[y - 2 : y + 3, x - 2 : x + 3]
+        assert difference.min() >= -27 and difference.max() <= -24, difference[..., 0]
+    # the crop's corners (outside the mask) keep the photo
     inverse = cv2.invertAffineTransform(face.matrix)
-    warped = cv2.warpAffine(read_image(crop_out), inverse, (512, 512), flags=cv2.INTER_LINEAR)
-    for x, y in np.round(face.landmarks[27:36]).astype(int):  # the nose
-        np.testing.assert_array_equal(result[y - 1 : y + 2, x - 1 : x + 2], warped[y - 1 : y + 2, x - 1 : x + 2])
-    corners = transform_points(inverse, [(2, 2), (SIZE - 3, 2), (2, SIZE - 3), (SIZE - 3, SIZE - 3)])
-    for x, y in np.round(corners).astype(int):
+    for x, y in np.round(transform_points(inverse, [(2, 2), (SIZE - 3, 2), (2, SIZE - 3)])).astype(int):
         np.testing.assert_array_equal(result[y - 2 : y + 3, x - 2 : x + 3], original[y - 2 : y + 3, x - 2 : x + 3])
 
 
@@ -248,34 +287,139 @@ def test_face_mask_is_smooth_with_the_feather_setting_its_width(feather: float) 
     assert max_step(mask) < 0.25  # a hard-edged (square) paste steps by 1
 
 
-def test_paste_face_blends_the_warped_crop_through_the_mask_and_touches_nothing_outside() -> None:
-    # a smooth photo, a rotated and scaled "alignment", an edited crop (the photo's crop inverted)
+def alignment(scale: float, centre: tuple[float, float], angle: float = 12.0) -> np.ndarray:
+    """A ``[2, 3]`` photo -> crop affine: ``centre`` (photo pixels) to the crop's centre, rotated and scaled."""
+    theta = np.deg2rad(angle)
+    linear = scale * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    return np.concatenate([linear, (np.full(2, SIZE / 2) - linear @ np.asarray(centre))[:, None]], axis=1)
+
+
+def photo_landmarks(matrix: np.ndarray) -> np.ndarray:
+    """:func:`crop_landmarks` in the photo of the alignment ``matrix``."""
+    return transform_points(cv2.invertAffineTransform(matrix), crop_landmarks(SIZE))
+
+
+def textured_photo(low: int = 60, high: int = 190) -> np.ndarray:
+    """``uint8 [200, 240, 3]`` in ``[low, high]``: a 1-pixel checkerboard plus noise (detail at full resolution)."""
+    y, x = np.mgrid[0:200, 0:240]
+    checker = ((x + y) % 2)[..., None] * 0.5 * (high - low) + low
+    noise = np.random.default_rng(0).uniform(0, 0.5 * (high - low), (200, 240, 3))
+    return np.round(checker + noise).astype(np.uint8)
+
+
+def test_a_generator_that_changes_nothing_leaves_the_photo_bit_for_bit(loaded_model) -> None:
+    # the demo checkpoint is untrained with generator_identity_init (G's last layer zeroed); the
+    # astronaut's face (box x 175-265, y 76-166) aligned by hand, no dlib: 110 photo pixels per crop
+    photo = data.astronaut()
+    matrix = alignment(SIZE / 110, centre=(220.0, 125.0))
+    identity, reference = warp(photo, matrix, SIZE), warp(photo[:, ::-1], matrix, SIZE)
+    transfers, _, _ = transfer_faces(loaded_model, identity, [reference], identity_label=0, reference_labels=[3])
+    np.testing.assert_array_equal(transfers[0], identity)  # the premise: G returned its input
+    pasted = paste_change(photo, identity, transfers[0], matrix, photo_landmarks(matrix))
+    assert pasted.dtype == np.uint8
+    np.testing.assert_array_equal(pasted, photo)  # pasting the crop itself blurs the face
+
+
+def test_paste_change_adds_a_known_change_at_its_place_inside_the_mask_and_nowhere_else() -> None:
+    photo = textured_photo()
+    matrix = alignment(0.5, centre=(120.0, 100.0))  # the face is twice as large in the photo as in the crop
+    inverse = cv2.invertAffineTransform(matrix)
+    before = warp(photo, matrix, SIZE)
+    after = before.astype(np.int16)
+    # crop pixels (rows, columns): brighter mouth, darker left eye, both deep inside the mask; a
+    # bright corner outside it (the mask is 0 on the crop's border)
+    brighter, darker, corner = (slice(36, 44), slice(28, 36)), (slice(20, 28), slice(20, 28)), np.s_[1:7, 1:7]
+    after[brighter] += 40
+    after[darker] -= 40
+    after[corner] += 60
+    after = after.astype(np.uint8)  # in range: the photo is in [60, 190]
+    pasted = paste_change(photo, before, after, matrix, photo_landmarks(matrix))
+    assert pasted.shape == photo.shape and pasted.dtype == np.uint8
+    difference = pasted.astype(int) - photo.astype(int)
+
+    # where each square lands in the photo (16 photo pixels a side), it adds its change, sign kept
+    for square, change in ((brighter, 40), (darker, -40)):
+        centre = [(square[1].start + square[1].stop - 1) / 2, (square[0].start + square[0].stop - 1) / 2]
+        x, y = np.round(transform_points(inverse, [centre])[0]).astype(int)
+        window = difference[y - 3 : y + 4, x - 3 : x + 4]
+        assert np.abs(window - change).max() <= 1, (change, window[..., 0])
+    # everywhere else the photo is kept exactly: every photo pixel more than 1.5 crop pixels (the
+    # bilinear warp's reach) from both squares, the corner's change included
+    y, x = np.mgrid[0:200, 0:240]
+    column, row = transform_points(matrix, np.stack([x.ravel(), y.ravel()], axis=1)).T.reshape(2, 200, 240)
+
+    def near(square: tuple[slice, slice]) -> np.ndarray:
+        rows, columns = square
+        return (
+            (row > rows.start - 1.5)
+            & (row < rows.stop - 1 + 1.5)
+            & (column > columns.start - 1.5)
+            & (column < columns.stop - 1 + 1.5)
+        )
+
+    elsewhere = ~(near(brighter) | near(darker))
+    np.testing.assert_array_equal(pasted[elsewhere], photo[elsewhere])
+    assert (difference[near(brighter)] >= 0).all() and (difference[near(darker)] <= 0).all()
+
+
+def test_paste_change_keeps_the_photo_detail_where_the_change_is_flat() -> None:
+    # a 1-pixel checkerboard under a face twice the crop's size: the crop cannot hold that detail
+    photo = textured_photo(80, 170)
+    matrix = alignment(0.5, centre=(120.0, 100.0))
+    landmarks = photo_landmarks(matrix)
+    before = warp(photo, matrix, SIZE)
+    # no change: the photo, bit for bit (pasting the crop would blur the checkerboard away)
+    np.testing.assert_array_equal(paste_change(photo, before, before, matrix, landmarks), photo)
+    # the whole crop 20 levels brighter: inside the mask's core (10 crop pixels around the crop's
+    # centre) the photo is 20 levels brighter, every pixel of its checkerboard kept
+    pasted = paste_change(photo, before, before + np.uint8(20), matrix, landmarks)
+    y, x = np.mgrid[0:200, 0:240]
+    column, row = transform_points(matrix, np.stack([x.ravel(), y.ravel()], axis=1)).T.reshape(2, 200, 240)
+    core = np.hypot(column - SIZE / 2, row - SIZE / 2) < 10
+    assert core.sum() > 1000
+    np.testing.assert_array_equal(pasted[core].astype(int) - photo[core], 20)
+
+
+def test_paste_change_blends_through_the_mask_and_touches_nothing_outside() -> None:
+    # a smooth photo, a rotated and scaled "alignment", a crop edited everywhere (inverted)
     y, x = np.mgrid[0:200, 0:240].astype(np.float64)
     image = np.stack([x, y, 0.5 * (x + y)], axis=-1) / np.array([240, 200, 220]) * 200 + 20
     image = image.round().astype(np.uint8)
-    angle, scale = np.deg2rad(12.0), 0.9
-    linear = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    matrix = np.concatenate([linear, (np.array([32.0, 32.0]) - linear @ np.array([120.0, 100.0]))[:, None]], axis=1)
+    matrix = alignment(0.9, centre=(120.0, 100.0))
     inverse = cv2.invertAffineTransform(matrix)
-    landmarks = transform_points(inverse, crop_landmarks(SIZE))  # in the photo
-    crop = 255 - warp(image, matrix, SIZE)
-    pasted = paste_face(image, crop, matrix, landmarks)
+    landmarks = photo_landmarks(matrix)
+    before = warp(image, matrix, SIZE)
+    pasted = paste_change(image, before, 255 - before, matrix, landmarks)
     assert pasted.shape == image.shape and pasted.dtype == np.uint8
-
-    # at the face's centre the photo shows exactly the edited crop warped back
-    warped = cv2.warpAffine(crop, inverse, (240, 200), flags=cv2.INTER_LINEAR)
-    centre = np.round(transform_points(inverse, [(SIZE / 2, SIZE / 2)])[0]).astype(int)
-    window = (slice(centre[1] - 8, centre[1] + 8), slice(centre[0] - 8, centre[0] + 8))
-    np.testing.assert_array_equal(pasted[window], warped[window])
     # far from the face nothing changes, not even by rounding; nor at the crop's corners
     np.testing.assert_array_equal(pasted[:, :50], image[:, :50])
     np.testing.assert_array_equal(pasted[:, -40:], image[:, -40:])
     for x, y in np.round(transform_points(inverse, [(2, 2), (SIZE - 3, 2), (2, SIZE - 3)])).astype(int):
         np.testing.assert_array_equal(pasted[y, x], image[y, x])
+    # at the face's centre the photo shows the edited crop (photo + (255 - crop) - crop), within a level
+    centre = np.round(transform_points(inverse, [(SIZE / 2, SIZE / 2)])[0]).astype(int)
+    window = (slice(centre[1] - 8, centre[1] + 8), slice(centre[0] - 8, centre[0] + 8))
+    assert np.abs(pasted[window].astype(int) - (255 - image[window].astype(int))).max() <= 2
 
-    # white face on a black photo: the output is the mask warped back, in [0, 1] and smooth in the
+    # a white change on a black photo: the output is the mask warped back, in [0, 1] and smooth in the
     # photo too (the crop's pixels are 0.9 photo pixels, so at most 0.9 of the crop's slope)
-    white = paste_face(np.zeros_like(image), np.full_like(crop, 255), matrix, landmarks)[..., 0] / 255
+    black = np.zeros_like(before)
+    white = paste_change(np.zeros_like(image), black, black + 255, matrix, landmarks)[..., 0] / 255
     assert white.min() == 0.0 and white.max() == 1.0
     assert max_step(white) <= 0.9 * 1.1 / (np.sqrt(2 * np.pi) * DEFAULT_FEATHER * SIZE) + 2 / 255
     assert max_step(white) < 0.25
+
+
+def test_paste_change_says_which_shapes_do_not_fit() -> None:
+    photo, matrix = textured_photo(), alignment(0.5, centre=(120.0, 100.0))
+    landmarks, crop = photo_landmarks(matrix), np.zeros((SIZE, SIZE, 3), np.uint8)
+    cases = [
+        ((photo, crop, crop[:-1], matrix, landmarks), r"before \(64, 64, 3\) and after \(63, 64, 3\)"),
+        ((photo, crop[:, :-1], crop[:, :-1], matrix, landmarks), r"\[S, S, 3\], got \(64, 63, 3\)"),
+        ((photo[..., :2], crop, crop, matrix, landmarks), r"image must be .*, got \(200, 240, 2\)"),
+        ((photo, crop, crop, matrix[:, :2], landmarks), r"matrix must be \[2, 3\], got \(2, 2\)"),
+        ((photo, crop, crop, matrix, landmarks[:5]), r"landmarks must be \[68, 2\], got \(5, 2\)"),
+    ]
+    for args, message in cases:
+        with pytest.raises(ValueError, match=message):
+            paste_change(*args)

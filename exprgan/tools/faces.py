@@ -3,8 +3,9 @@
 :class:`FaceFinder` detects every face with a landmark backend, drops detections below a
 confidence threshold and aligns the rest exactly as ``exprgan preprocess`` does (same
 canonical eye and mouth positions, same warp) at the model's image size.
-:func:`paste_face` puts an aligned crop back into its photo (the inverse warp, blended through
-:func:`face_mask`, a feathered hull of the face's landmarks). :func:`photo_tool_parser` and
+:func:`paste_change` adds what an edit changed in an aligned crop to its photo (the inverse warp of
+the change, weighted by :func:`face_mask`, a feathered hull of the face's landmarks), so the rest
+of the face keeps the photo's resolution. :func:`photo_tool_parser` and
 :func:`open_model_and_faces` give both tools ``--ckpt``, ``--device``, ``--min-score`` and the
 backend options of ``exprgan preprocess``.
 """
@@ -150,32 +151,57 @@ def face_mask(landmarks: np.ndarray, size: int, feather: float = DEFAULT_FEATHER
     return np.clip(mask, 0.0, 1.0)
 
 
-def paste_face(
-    image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, landmarks: np.ndarray, feather: float = DEFAULT_FEATHER
+def paste_change(
+    image: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    matrix: np.ndarray,
+    landmarks: np.ndarray,
+    feather: float = DEFAULT_FEATHER,
 ) -> np.ndarray:
-    """``image`` with the aligned ``crop`` warped back where its face came from, through a feathered face mask.
+    """``image`` plus the change an edit made to its aligned crop, warped back through a feathered face mask.
 
-    ``out = mask * warped crop + (1 - mask) * image``, the mask :func:`face_mask` of the
-    landmarks warped back with the crop: outside it the photo's pixels are kept exactly.
+    ``out = image + warp_back(mask * (after - before))``, rounded and clipped to ``[0, 255]``:
+    the change is taken in float (a darkening stays negative), weighted by :func:`face_mask`
+    of the landmarks in the crop's frame, and warped into the photo's frame with the inverse
+    of the alignment (bilinear, 0 outside the crop). Only the change has the crop's
+    resolution: wherever the edit changed nothing, and everywhere outside the mask, the
+    photo's pixels are kept exactly, so a face larger than the crop keeps its own detail.
 
     Args:
         image: ``uint8 [H, W, 3]`` the photo the face was aligned from.
-        crop: ``uint8 [S, S, 3]`` an aligned face (e.g. a transfer), in the crop's frame.
+        before: ``[S, S, 3]`` the aligned crop the edit read (``AlignedFace.crop``), 0-255 (uint8 or float).
+        after: ``[S, S, 3]`` the edited crop (e.g. the transfer of ``before``), 0-255.
         matrix: ``[2, 3]`` the alignment's affine (photo pixels -> crop pixels).
         landmarks: ``[68, 2]`` the face's landmarks in the photo (``AlignedFace.landmarks``).
         feather: the mask's blur sigma as a fraction of the crop's side.
 
     Returns:
-        ``uint8 [H, W, 3]``: the photo with the face blended in.
+        ``uint8 [H, W, 3]``: the photo with the edit added.
+
+    Raises:
+        ValueError: shapes that do not fit together (the message gives them), or a bad ``feather``.
     """
+    image, before, after = np.asarray(image), np.asarray(before), np.asarray(after)
+    matrix, landmarks = np.asarray(matrix, dtype=np.float64), np.asarray(landmarks, dtype=np.float64)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be [H, W, 3], got {image.shape}")
+    if before.shape != after.shape:
+        raise ValueError(f"before {before.shape} and after {after.shape} must have the same shape")
+    if before.ndim != 3 or before.shape[0] != before.shape[1] or before.shape[2] != 3:
+        raise ValueError(f"the crops must be [S, S, 3], got {before.shape}")
+    if matrix.shape != (2, 3):
+        raise ValueError(f"matrix must be [2, 3], got {matrix.shape}")
+    if landmarks.shape != (68, 2):
+        raise ValueError(f"landmarks must be [68, 2], got {landmarks.shape}")
     height, width = image.shape[:2]
-    matrix = np.asarray(matrix, dtype=np.float64)
+    mask = face_mask(transform_points(matrix, landmarks), before.shape[0], feather)[..., None]  # [S, S, 1]
+    change = mask * (after.astype(np.float32) - before.astype(np.float32))  # [S, S, 3], in the crop's frame
     inverse = cv2.invertAffineTransform(matrix)
-    mask = face_mask(transform_points(matrix, landmarks), crop.shape[0], feather)  # [S, S]
-    face = cv2.warpAffine(np.ascontiguousarray(crop), inverse, (width, height), flags=cv2.INTER_LINEAR)
-    mask = cv2.warpAffine(mask, inverse, (width, height), flags=cv2.INTER_LINEAR)[..., None]  # [H, W, 1]
-    blended = image.astype(np.float32) * (1 - mask) + face.astype(np.float32) * mask
-    return np.clip(blended.round(), 0, 255).astype(np.uint8)
+    change = cv2.warpAffine(
+        change, inverse, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+    return np.clip(np.rint(image.astype(np.float32) + change), 0, 255).astype(np.uint8)
 
 
 # --- what both tools share: --ckpt, --device, --min-score and preprocessing's backend options ---

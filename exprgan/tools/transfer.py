@@ -5,11 +5,12 @@ of each photo), at the checkpoint's image size. Each face's expression label is 
 the model's classifier unless --identity-label / --reference-label name it.
 
 Output (OUT's extension sets the format):
-  one reference             the identity photo, at its own size, with the transferred face pasted
-                            back where the face was (the inverse of the alignment, blended through
-                            the hull of the face's landmarks and forehead, feathered: --feather);
-                            the face has the model's resolution, so a large face looks softer
-                            than the rest of the photo
+  one reference             the identity photo, at its own size, with the model's change to the
+                            face added where the face was: the transfer minus the aligned face,
+                            warped back (the inverse of the alignment) and weighted by the hull of
+                            the face's landmarks and forehead, feathered (--feather). Every pixel
+                            the model left alone keeps the photo's own detail; what it changed
+                            (mouth, eyes, brows) has the model's resolution, upsampled
   one reference, --crop-only   just the transferred aligned face, at the model's image size
   several references (or --grid)   a grid of aligned faces like the paper's Fig. 8/9: the top row
                             shows each reference, the bottom row the identity (first column) and,
@@ -44,7 +45,7 @@ from exprgan.tools.faces import (
     PHOTO_ERRORS,
     crops_to_tensor,
     open_model_and_faces,
-    paste_face,
+    paste_change,
     photo_tool_parser,
 )
 
@@ -147,7 +148,7 @@ def transfer_main(args: Sequence[str]) -> None:
         type=float,
         default=DEFAULT_FEATHER,
         metavar="F",
-        help="softness of the pasted face's edge: the blur's sigma as a fraction of the aligned face's side "
+        help="softness of the pasted change's edge: the blur's sigma as a fraction of the aligned face's side "
         f"(default: {DEFAULT_FEATHER:g}, at most {MAX_FEATHER:g})",
     )
     options = parser.parse_args(args)
@@ -182,7 +183,7 @@ def transfer_main(args: Sequence[str]) -> None:
     elif options.crop_only:
         result, what = transfers[0], "aligned face"
     else:
-        result = paste_face(photo, transfers[0], identity.matrix, identity.landmarks, options.feather)
+        result = paste_change(photo, identity.crop, transfers[0], identity.matrix, identity.landmarks, options.feather)
         what = "identity photo with the new face"
     try:
         options.out.parent.mkdir(parents=True, exist_ok=True)
