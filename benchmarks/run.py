@@ -42,7 +42,7 @@ import yaml  # noqa: E402
 from torch.utils.data import DataLoader, IterableDataset  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from exprgan.joint import JointExprGAN  # noqa: E402
+from exprgan.joint import OPTIMIZER_STEPS_PER_BATCH, JointExprGAN  # noqa: E402
 from exprgan.losses import LossWeights  # noqa: E402
 from exprgan.options import Networks, Optimization  # noqa: E402
 
@@ -119,9 +119,7 @@ def paper_model(image_size: int, hidden: int, **speed: Any) -> JointExprGAN:
         optimization=PAPER_OPTIMIZATION,
         interpolation_p=0.5,
         synthesized_images=True,
-        synthesized_after_steps=0,
         r1_every=1,
-        image_log_every_n_steps=0,
         **speed,
     )
 
@@ -135,7 +133,7 @@ def demo_model(image_size: int, **speed: Any) -> JointExprGAN:
     options["networks"] = {**options.get("networks", {}), "pretrained": False, "perceptual_pretrained": False}
     if options.get("loss_weights", {}).get("r1", 0.0) > 0:
         speed = {**speed, "compile": False}
-    options.update(image_size=image_size, image_log_every_n_steps=0, **speed)
+    options.update(image_size=image_size, **speed)
     return JointExprGAN(**options)
 
 
@@ -247,7 +245,7 @@ def train_steps(
         devices=1,
         precision=precision,
         benchmark=device == "cuda",
-        max_steps=3 * steps,  # three optimisers: D, G, C
+        max_steps=OPTIMIZER_STEPS_PER_BATCH * steps,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,

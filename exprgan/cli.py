@@ -5,6 +5,7 @@ A command's modules are imported when it runs, so ``exprgan --help`` and ``--ver
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 import warnings
@@ -38,9 +39,11 @@ def lightning_main(args: Sequence[str] | None) -> None:
     from pytorch_lightning.cli import LightningCLI
 
     from exprgan.cache import BadImageError, CacheError
+    from exprgan.callbacks import EvaluationReport
     from exprgan.datamodules import DataRootError, EmptyClassError, LabelFileError, PairDataModule
-    from exprgan.joint import JointExprGAN, NonFiniteLossError
+    from exprgan.joint import RETIRED_HPARAMS, JointExprGAN
     from exprgan.models.pretrained import PretrainedWeightsError
+    from exprgan.objective import NonFiniteLossError
 
     # JointExprGAN's checkpoints are taken after a batch's three updates, with the pair stream's
     # next position: a consistent state to resume from, which is what this warning asks about
@@ -53,9 +56,16 @@ def lightning_main(args: Sequence[str] | None) -> None:
         def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (jsonargparse parser)
             for name in ("num_expressions", "image_size", "class_names"):
                 parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
+            # every run reports beyond accuracy: per class and pose, transfers, results files (--report.*)
+            parser.add_lightning_class_args(EvaluationReport, "report")
+            # --ckpt_path applies the checkpoint's hyperparameters: an older one may hold retired settings
+            for name, kind in RETIRED_HPARAMS.items():
+                parser.add_argument(f"--model.{name}", type=kind | None, default=None, help=argparse.SUPPRESS)
 
         def before_instantiate_classes(self) -> None:
             config = self.config[self.subcommand] if self.subcommand else self.config
+            for name in RETIRED_HPARAMS:  # parsed, never passed on
+                config.model.pop(name, None)
             # G, D and C are updated in separate backward passes: DDP must allow unused parameters
             if config.trainer.strategy == "ddp":
                 config.trainer.strategy = "ddp_find_unused_parameters_true"

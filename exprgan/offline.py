@@ -4,7 +4,8 @@ Two of exprgan's networks are trained before (or beside) the main run rather tha
 the oracle that judges transfers (:mod:`exprgan.evaluation.oracle`) and the expression
 feature network of ``networks.perceptual_network: expression``
 (:class:`~exprgan.models.ExpressionFeatures`). Both are plain supervised classifiers,
-trained here by one seeded loop and cached under a name that hashes what they depend on.
+trained here by one seeded loop and cached under a name that hashes what they depend on,
+in the run's ``offline/`` folder (:func:`offline_dir`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,6 +25,31 @@ from tqdm.auto import tqdm
 # The fewest optimiser steps of train_classifier, whatever the set's size: 15 epochs of the
 # demo's 2,100 training faces are 495 steps; of 15 identities' 105 faces, 30.
 MIN_STEPS = 400
+FEATURES_SEED = 4321  # the expression feature network's initialisation and training order
+T = TypeVar("T")
+
+
+def run_dir(trainer: pl.Trainer) -> Path:
+    """A run's folder: the logger's ``save_dir``, else the trainer's ``default_root_dir``."""
+    save_dir = getattr(trainer.logger, "save_dir", None) if trainer.logger is not None else None
+    return Path(save_dir or trainer.default_root_dir)
+
+
+def offline_dir(trainer: pl.Trainer) -> Path:
+    """Where a run caches the networks trained offline for it: ``offline/`` in :func:`run_dir`."""
+    return run_dir(trainer) / "offline"
+
+
+def rank_zero_first(trainer: pl.Trainer, name: str, make: Callable[[], T]) -> T:
+    """``make()`` on global rank 0 first (it trains and caches), then on the other ranks
+    (they load the cache): one training, no two ranks writing one file."""
+    zero = trainer.is_global_zero
+    if not zero:
+        trainer.strategy.barrier(name)
+    result = make()
+    if zero:
+        trainer.strategy.barrier(name)
+    return result
 
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -102,3 +129,29 @@ def cached(
     tmp.replace(path)
     print(f"exprgan: {name} trained and cached in {path}")
     return network.eval()
+
+
+def pretrain_expression_features(network: nn.Module, trainer: pl.Trainer, num_classes: int) -> None:
+    """Load into ``network`` (an :class:`~exprgan.models.ExpressionFeatures`) the weights of one
+    trained on the data's real training faces (the trainer's DataModule's ``training_faces()``),
+    training it first when the run's cache has none."""
+    datamodule = trainer.datamodule
+    faces = getattr(datamodule, "training_faces", None)
+    if faces is None:
+        raise ValueError(
+            "networks.perceptual_network 'expression' trains its network on the data's real training faces, "
+            f"but {type(datamodule).__name__} has no training_faces(); use 'vgg19'"
+        )
+    key = {"data": datamodule.fingerprint(), "classes": num_classes, "version": 1, "min_steps": MIN_STEPS}
+    with torch.random.fork_rng():
+        torch.manual_seed(FEATURES_SEED)
+        fresh = type(network)(num_classes)
+
+    def train(module: nn.Module) -> None:
+        images, labels = faces()
+        train_classifier(module, images, labels, logits=module.logits, seed=FEATURES_SEED, desc="expression features")
+
+    def load() -> nn.Module:
+        return cached(fresh, offline_dir(trainer), "expression-features", key, train)
+
+    network.load_state_dict(rank_zero_first(trainer, "expression_features", load).state_dict())

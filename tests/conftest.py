@@ -46,7 +46,7 @@ def tiny_model(**overrides):
         groups[group].update(overrides.pop(group, None) or {})
         names = {f.name for f in fields(cls)}
         groups[group].update({k: overrides.pop(k) for k in list(overrides) if k in names})
-    options = dict(num_expressions=7, image_size=32, image_log_every_n_steps=0, **groups)
+    options = dict(num_expressions=7, image_size=32, **groups)
     options.update(overrides)
     return JointExprGAN(**options)
 
@@ -78,6 +78,14 @@ def tiny_trainer(**overrides):
     )
     options.update(overrides)
     return pl.Trainer(**options)
+
+
+def reporting_trainer(run_dir, **overrides):
+    """:func:`tiny_trainer` with :class:`~exprgan.callbacks.EvaluationReport`, as the CLI runs: results
+    in ``run_dir/results``, networks trained offline cached in ``run_dir/offline``."""
+    from exprgan.callbacks import EvaluationReport
+
+    return tiny_trainer(default_root_dir=str(run_dir), callbacks=[EvaluationReport()], **overrides)
 
 
 # --- real photographs with the dlib backend (test_dlib_backend, test_recognize, test_transfer_tool) ---

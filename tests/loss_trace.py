@@ -4,13 +4,16 @@ A restructuring of the training step must not change what it computes: with the 
 the same config gives the same loss terms, batch by batch, to float tolerance.
 
     python tests/loss_trace.py record tests/loss_trace_demo.json     # 20 batches of demo.yaml, seed 0
+    python tests/loss_trace.py record tests/loss_trace_synthesis.json \
+        --config experiments/demo.yaml --config experiments/synthesis.yaml
     python tests/loss_trace.py compare tests/loss_trace_demo.json    # this tree against that recording
 
 One thread (the same summation order on every run of one machine); nothing is logged or saved.
 Another CPU gives other last digits: compare on the machine that recorded. A term computed
 every k-th batch (lazy R1) repeats its last value in between, as Lightning logs it.
 ``tests/loss_trace_demo.json`` and ``tests/loss_trace_synthesis.json`` were recorded at the
-commit before the objective moved to ``exprgan/objective.py`` (2026-12-07, 2 CPU cores).
+commit before the objective moved to ``exprgan/objective.py`` (2026-12-07, 2 CPU cores; the
+synthesis configuration was then one file, now the overlay on the demo's).
 Not collected by pytest.
 """
 
@@ -28,7 +31,7 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import Logger
 
 from exprgan.datamodules import PairDataModule
-from exprgan.joint import JointExprGAN
+from exprgan.joint import OPTIMIZER_STEPS_PER_BATCH, JointExprGAN
 
 # names the terms had before the objective had its own module (the base recording uses them)
 RENAMED = {"g/tv": "g/total_variation", "c/loss": "c/classification"}
@@ -58,13 +61,13 @@ class CLI(LightningCLI):
             parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
 
 
-def trace(config: str, batches: int, seed: int) -> list[dict[str, float]]:
-    """Every loss term of the first ``batches`` training batches of ``config`` with ``seed``."""
+def trace(configs: list[str], batches: int, seed: int) -> list[dict[str, float]]:
+    """Every loss term of the first ``batches`` training batches of ``configs`` (composed) with ``seed``."""
     torch.set_num_threads(1)
     args = [
-        f"--config={config}",
+        *(f"--config={config}" for config in configs),
         f"--seed_everything={seed}",
-        f"--trainer.max_steps={3 * batches}",  # three optimiser steps a batch: D, G, C
+        f"--trainer.max_steps={OPTIMIZER_STEPS_PER_BATCH * batches}",
         "--trainer.max_time=null",
         "--trainer.logger=false",
         "--trainer.callbacks=[]",
@@ -72,7 +75,6 @@ def trace(config: str, batches: int, seed: int) -> list[dict[str, float]]:
         "--trainer.limit_val_batches=0",
         "--trainer.enable_progress_bar=false",
         "--trainer.log_every_n_steps=1",
-        "--model.image_log_every_n_steps=0",
     ]
     cli = CLI(JointExprGAN, PairDataModule, subclass_mode_data=True, run=False, args=args, save_config_callback=None)
     logger = MemoryLogger()
@@ -113,20 +115,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["record", "compare"])
     parser.add_argument("path", type=Path, help="the recording (JSON)")
-    parser.add_argument("--config", default="experiments/demo.yaml", help="record: the config (compare: as recorded)")
+    parser.add_argument(
+        "--config", action="append", help="record: a config, repeat to compose (default: experiments/demo.yaml)"
+    )
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rtol", type=float, default=1e-4)
     parser.add_argument("--atol", type=float, default=1e-6)
     args = parser.parse_args(argv)
     if args.action == "record":
-        rows = trace(args.config, args.batches, args.seed)
-        record = {"config": args.config, "seed": args.seed, "batches": rows}
+        configs = args.config or ["experiments/demo.yaml"]
+        rows = trace(configs, args.batches, args.seed)
+        record = {"configs": configs, "seed": args.seed, "batches": rows}
         args.path.write_text(json.dumps(record, indent=1) + "\n")
-        print(f"{len(rows)} batches of {args.config} (seed {args.seed}) recorded in {args.path}")
+        print(f"{len(rows)} batches of {' + '.join(configs)} (seed {args.seed}) recorded in {args.path}")
         return 0
     record = json.loads(args.path.read_text())
-    now = trace(record["config"], len(record["batches"]), record["seed"])
+    now = trace(record["configs"], len(record["batches"]), record["seed"])
     return compare(record["batches"], now, args.rtol, args.atol)
 
 

@@ -1,21 +1,21 @@
-"""Mutation check of the training objective (issue 13, acceptance 0).
+"""Mutation check of the training objective.
 
-Each mutation below is a one-line bug in the training step that once left every core test
-green. For each, this script copies the repository's ``exprgan/``, ``tests/`` and
-``pyproject.toml`` to a temporary folder (the working tree is never touched), applies the
-mutation there (failing loudly unless ``old`` occurs exactly once), runs the objective's
-tests on the copy (``pytest -x``) and prints a table: mutation -> killed / survived, with
-the first test that failed (``--keep-going``: all of them). The unmutated copy runs first
-and must pass. Exit code: 0 when every mutation
-is killed, 1 when one survives, 2 on a setup problem (baseline failing, snippet not found,
-a mutation that breaks collection instead of a test).
+Each mutation below is a one-line bug in the training objective (``exprgan/objective.py``)
+of a kind that once left every core test green. For each, this script copies the
+repository's ``exprgan/``, ``tests/`` and ``pyproject.toml`` to a temporary folder (the
+working tree is never touched), applies the mutation there (failing loudly unless ``old``
+occurs exactly once), runs the objective's tests on the copy (``pytest -x``) and prints a
+table: mutation -> killed / survived, with the first test that failed (``--keep-going``: all
+of them). The unmutated copy runs first and must pass. Exit code: 0 when every mutation is
+killed, 1 when one survives, 2 on a setup problem (baseline failing, snippet not found, a
+mutation that breaks collection instead of a test).
 
     OMP_NUM_THREADS=1 python tests/mutate.py             # all mutations
     python tests/mutate.py --only a,e --root /some/tree   # a subset, another tree
     python tests/mutate.py --keep-going --tests tests/test_objective.py  # every killer
     python tests/mutate.py --extra                        # and more bugs of the same kind
 
-When the training step is refactored, update ``old``/``new`` below (keep them minimal and
+When the objective is refactored, update ``old``/``new`` below (keep them minimal and
 unique in their file). Not collected by pytest (the name does not start with ``test_``).
 """
 
@@ -30,7 +30,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-JOINT = "exprgan/joint.py"
+OBJECTIVE = "exprgan/objective.py"
 
 
 @dataclass(frozen=True)
@@ -44,77 +44,95 @@ class Mutation:
     new: str
 
 
+GIVEN = "(images.detach() if detach else images, pairs.given_labels)"  # the labels D is told of generated images
 MUTATIONS: tuple[Mutation, ...] = (
-    Mutation("a", "G's adversarial target 'fake' (G learns to look fake)", JOINT, "real=True", "real=False"),
+    Mutation(
+        "a",
+        "G's adversarial target 'fake' (G learns to look fake)",
+        OBJECTIVE,
+        'multiscale_adversarial_loss(logits["swapped"], real=True)',
+        'multiscale_adversarial_loss(logits["swapped"], real=False)',
+    ),
     Mutation(
         "b",
         "D told y_a for I_c and y_b for I_d",
-        JOINT,
-        "[out.image_c, out.image_d], [y_b, y_a]",
-        "[out.image_c, out.image_d], [y_a, y_b]",
+        OBJECTIVE,
+        GIVEN,
+        "(images.detach() if detach else images, pairs.real_labels if detach else pairs.given_labels)",
     ),
     Mutation(
         "c",
         "C trained on I_c, I_d with y_a, y_b",
-        JOINT,  # the C phase's parts (the next line runs C's head on them)
-        "torch.cat([y_b, y_a])))\n        logits, labels",
-        "torch.cat([y_a, y_b])))\n        logits, labels",
+        OBJECTIVE,
+        "codes, [pairs.real_labels, pairs.given_labels])",
+        "codes, [pairs.real_labels, pairs.real_labels])",
     ),
     Mutation(
-        "d", "interpolated images judged with the wrong labels", JOINT, "labels += [y_b, y_a]", "labels += [y_a, y_b]"
+        "d",
+        "interpolated images judged with the wrong labels",
+        OBJECTIVE,
+        GIVEN,
+        '(images.detach() if detach else images, pairs.real_labels if name == "interpolated" else pairs.given_labels)',
     ),
     Mutation(
         "e",
         "pixel-sum term weighted by lambda1 instead of lambda3",
-        JOINT,
-        'weighted.append((w.pixel_sum, "g/pixel_sum"))',
-        'weighted.append((w.reconstruction, "g/pixel_sum"))',
+        OBJECTIVE,
+        'terms["pixel_sum"] = pixel_sum_loss(a, b, c, d)',
+        'terms["pixel_sum"] = pixel_sum_loss(a, b, c, d) * w.reconstruction / w.pixel_sum',
     ),
 )
-# more bugs of the same kind, beyond the issue's five (run with --extra)
+# more bugs of the same kind (run with --extra)
 EXTRA_MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "f",
         "G's L_C cut off from the pixels of I_c, I_d",
-        JOINT,
+        OBJECTIVE,
         "return loss + (through_pixels - through_pixels.detach())",
         "return loss",
     ),
     Mutation(
         "g",
         "L_inter weighted by the adversarial weight",
-        JOINT,
-        'weighted.append((w.interpolation, "g/interpolation"))',
-        'weighted.append((w.adversarial, "g/interpolation"))',
+        OBJECTIVE,
+        'terms["interpolation"] = multiscale_adversarial_loss(logits["interpolated"], real=True)',
+        'terms["interpolation"] = multiscale_adversarial_loss(logits["interpolated"], real=True) * w.adversarial'
+        " / w.interpolation",
     ),
     Mutation(
         "h",
         "L_per compares I_a with I_c instead of I_d",
-        JOINT,
-        "self.perceptual(a, b, out.image_c, out.image_d)",
-        "self.perceptual(a, b, out.image_d, out.image_c)",
+        OBJECTIVE,
+        'terms["perceptual"] = self.perceptual(a, b, c, d)',
+        'terms["perceptual"] = self.perceptual(a, b, d, c)',
     ),
     Mutation(
         "i",
         "D told y_b for I_a and y_a for I_b",
-        JOINT,
-        "torch.cat([y_a, y_b, fake_labels])",
-        "torch.cat([y_b, y_a, fake_labels])",
+        OBJECTIVE,
+        '"real": (real, pairs.real_labels)',
+        '"real": (real, pairs.given_labels)',
     ),
-    Mutation("j", "D's L_inter target 'real'", JOINT, "for_discriminator=True", "for_discriminator=False"),
+    Mutation(
+        "j",
+        "D's L_inter target 'real'",
+        OBJECTIVE,
+        'multiscale_adversarial_loss(logits["interpolated"], real=False)',
+        'multiscale_adversarial_loss(logits["interpolated"], real=True)',
+    ),
     Mutation(
         "k",
         "G's L_C cut off from the real faces' representation",
-        JOINT,
-        "torch.cat([out.code_a, out.code_b]), torch.cat([y_a, y_b])",
-        "torch.cat([out.code_a, out.code_b]).detach(), torch.cat([y_a, y_b])",
+        OBJECTIVE,
+        "real_codes = torch.cat([out.code_a, out.code_b])",
+        "real_codes = torch.cat([out.code_a, out.code_b]).detach()",
     ),
     Mutation(
         "l",
         "generated images not detached in D's phase",
-        JOINT,
-        "torch.cat([real, fakes.detach()])",
-        "torch.cat([real, fakes])",
+        OBJECTIVE,
+        "**self.generated(pairs, out, detach=True)}",
+        "**self.generated(pairs, out, detach=False)}",
     ),
 )
 

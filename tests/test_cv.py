@@ -33,7 +33,6 @@ def tiny_multipie_args(root: Path, elsewhere: Path) -> list[str]:
         "--data.init_args.num_workers=0",
         *TINY_MODEL,
         f"{NETWORKS}backbone=resnet18",
-        "--model.image_log_every_n_steps=0",
         "--trainer.accelerator=cpu",
         "--trainer.devices=1",
         "--trainer.strategy=auto",
@@ -55,11 +54,11 @@ def test_fold_config_moves_every_output_into_the_fold_folder(tmp_path: Path) -> 
     assert fold["data"]["init_args"]["fold"] == 3 and config["data"]["init_args"]["fold"] == 0  # a copy
     assert fold["trainer"]["logger"]["init_args"]["save_dir"] == str(tmp_path / "fold3")
     assert fold["trainer"]["logger"]["init_args"]["name"] == "multipie-fold0-fold3"
-    (checkpoint,) = fold["trainer"]["callbacks"]
+    (checkpoint,) = [c for c in fold["trainer"]["callbacks"] if c["class_path"].endswith("ModelCheckpoint")]
     assert checkpoint["init_args"]["dirpath"] == str(tmp_path / "fold3" / "checkpoints")
     assert checkpoint["init_args"]["save_last"] is True and checkpoint["init_args"]["enable_version_counter"] is False
     assert checkpoint["init_args"]["every_n_train_steps"] == 3000  # the rest is the config's
-    assert fold["model"]["results_dir"] == str(tmp_path / "fold3" / "results")
+    assert fold["report"]["results_dir"] == str(tmp_path / "fold3" / "results")
     with pytest.raises(ValueError, match="not in 0..4"):
         fold_config(config, 5, tmp_path)
     demo = resolved_config(["--config", str(ROOT / "experiments" / "demo.yaml")])

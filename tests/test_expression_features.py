@@ -98,9 +98,7 @@ def test_fit_trains_the_expression_network_on_the_training_faces_and_caches_it(t
     """Catches: the perceptual loss left with a random network (never trained), the network
     trained on something other than the data's training faces, no cache under the run."""
     data = tiny_data(train_identities=4)
-    model = tiny_model(
-        perceptual_network="expression", perceptual_layer_weights=(0.5, 1.0), results_dir=str(tmp_path / "results")
-    )
+    model = tiny_model(perceptual_network="expression", perceptual_layer_weights=(0.5, 1.0))
     random_start = {k: v.clone() for k, v in model.perceptual.network.state_dict().items()}
     seen = []
 
@@ -108,7 +106,7 @@ def test_fit_trains_the_expression_network_on_the_training_faces_and_caches_it(t
         seen.append((images, labels))
         return train_classifier(network, images, labels, *args, **kwargs, min_steps=0)  # the wiring, not the training
 
-    monkeypatch.setattr("exprgan.joint.train_classifier", recorded)
+    monkeypatch.setattr("exprgan.offline.train_classifier", recorded)
     tiny_trainer(max_steps=3, default_root_dir=tmp_path).fit(model, datamodule=data)
     (path,) = (tmp_path / "offline").glob("expression-features-*.pt")
     trained = torch.load(path, weights_only=True)
@@ -119,12 +117,7 @@ def test_fit_trains_the_expression_network_on_the_training_faces_and_caches_it(t
     ((trained_on, trained_labels),) = seen
     assert torch.equal(trained_on, images) and torch.equal(trained_labels, labels) and len(labels) == 4 * 7
     tiny_trainer(max_steps=3, default_root_dir=tmp_path).fit(
-        tiny_model(
-            perceptual_network="expression",
-            perceptual_layer_weights=(0.5, 1.0),
-            results_dir=str(path.parent.parent / "results"),
-        ),
-        datamodule=data,
+        tiny_model(perceptual_network="expression", perceptual_layer_weights=(0.5, 1.0)), datamodule=data
     )
     assert len(seen) == 1  # the second run loads the cache
 

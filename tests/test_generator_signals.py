@@ -32,15 +32,15 @@ def test_term_gradients_of_an_identity_generator(signals: ModuleType) -> None:
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
     grads = signals.term_gradients(model, batch)
-    norm, cosine = grads["g/adversarial"]
+    norm, cosine = grads["adversarial"]
     assert norm > 0 and abs(cosine - 1.0) < 1e-5
     # G returns its inputs: reconstruction (MSE) and pixel-sum (L1 at 0) have zero gradient
-    assert grads["g/reconstruction"][0] == 0.0
-    assert grads["g/pixel_sum"][0] == 0.0
+    assert grads["reconstruction"][0] == 0.0
+    assert grads["pixel_sum"][0] == 0.0
     # moved off the identity, the L1 pixel-sum term pulls back at full strength
     with torch.no_grad():
         model.generator.decoder.to_residual.bias.fill_(0.01)
-    assert signals.term_gradients(model, batch)["g/pixel_sum"][0] > 0
+    assert signals.term_gradients(model, batch)["pixel_sum"][0] > 0
 
 
 def test_pixel_directions_report_the_no_change_baseline(signals: ModuleType) -> None:

@@ -9,7 +9,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
-from exprgan.joint import NonFiniteLossError
+from exprgan.joint import OPTIMIZER_STEPS_PER_BATCH
+from exprgan.objective import NonFiniteLossError, Pairs
 from tests.conftest import tiny_data, tiny_model, tiny_trainer
 
 
@@ -25,12 +26,12 @@ class BatchRecorder(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         metrics = trainer.callback_metrics
-        self.losses.append({k: float(metrics[k]) for k in ("d/total", "g/total", "c/loss")})
+        self.losses.append({k: float(metrics[k]) for k in ("d/total", "g/total", "c/classification")})
 
 
 def _fit(model: pl.LightningModule, batches: int, **trainer_options) -> BatchRecorder:
     recorder = BatchRecorder()
-    trainer = tiny_trainer(max_steps=3 * batches, callbacks=[recorder], **trainer_options)
+    trainer = tiny_trainer(max_steps=OPTIMIZER_STEPS_PER_BATCH * batches, callbacks=[recorder], **trainer_options)
     trainer.fit(model, tiny_data())
     return recorder
 
@@ -38,15 +39,15 @@ def _fit(model: pl.LightningModule, batches: int, **trainer_options) -> BatchRec
 def test_one_batch_is_three_optimiser_steps_and_logs_every_term() -> None:
     model = tiny_model()
     recorder = BatchRecorder()
-    trainer = tiny_trainer(max_steps=6, callbacks=[recorder])
+    trainer = tiny_trainer(max_steps=2 * OPTIMIZER_STEPS_PER_BATCH, callbacks=[recorder])
     trainer.fit(model, tiny_data())
     assert trainer.global_step == 6 and len(recorder.batches) == 2
     logged = set(trainer.callback_metrics)
     for term in ("adversarial", "interpolation", "total"):
         assert f"d/{term}" in logged
-    for term in ("adversarial", "interpolation", "reconstruction", "perceptual", "pixel_sum", "tv", "classification"):
+    for term in ("adversarial", "interpolation", "reconstruction", "perceptual", "pixel_sum", "total_variation"):
         assert f"g/{term}" in logged
-    assert {"c/loss", "train/acc"} <= logged
+    assert {"g/classification", "c/classification", "train/acc"} <= logged
     # target expression cycling: batch t has y_a = t mod n everywhere, y_b different
     for t, batch in enumerate(recorder.batches):
         assert (batch["label_a"] == t % 7).all() and (batch["label_b"] != batch["label_a"]).all()
@@ -143,19 +144,19 @@ def test_lazy_r1_runs_every_k_batches_with_k_times_the_weight() -> None:
     lazy, plain, none = tiny_model(loss_weights=r1, r1_every=3), tiny_model(loss_weights=r1), tiny_model()
     plain.load_state_dict(lazy.state_dict())
     none.load_state_dict(lazy.state_dict())
-    batch = next(iter(tiny_data().train_dataloader()))
-    out = lazy.generator(batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"], interpolate=True)
+    pairs = Pairs.from_batch(next(iter(tiny_data().train_dataloader())))
+    out = lazy.objective.generate(pairs)
     for step in range(4):
-        total, terms = lazy.discriminator_loss(batch, out, step)
-        plain_total, plain_terms = plain.discriminator_loss(batch, out, step)
-        penalty = plain_terms["d/r1"].item()
+        total, terms = lazy.objective.d_loss(pairs, out, step)
+        plain_total, plain_terms = plain.objective.d_loss(pairs, out, step)
+        penalty = plain_terms["r1"].item()
         assert penalty > 0
         if step % 3 == 0:  # due: three times plain's weight on the same penalty
-            assert terms["d/r1"].item() == pytest.approx(penalty)
+            assert terms["r1"].item() == pytest.approx(penalty)
             assert total.item() == pytest.approx(plain_total.item() + 2 * 0.5 * 10.0 * penalty, rel=1e-5)
         else:  # skipped: the loss without R1
-            assert "d/r1" not in terms
-            assert total.item() == pytest.approx(none.discriminator_loss(batch, out, step)[0].item(), rel=1e-6)
+            assert "r1" not in terms
+            assert total.item() == pytest.approx(none.objective.d_loss(pairs, out, step)[0].item(), rel=1e-6)
     with pytest.raises(ValueError, match="r1_every"):
         tiny_model(r1_every=0)
 
@@ -186,7 +187,7 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp
     model = tiny_model()
     checkpoints = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=3, save_top_k=-1)
     trainer = tiny_trainer(max_steps=30, callbacks=[checkpoints, Poison(at_batch=3)], enable_checkpointing=True)
-    with pytest.raises(NonFiniteLossError, match=r"at step 3 .*d/adversarial = nan"):
+    with pytest.raises(NonFiniteLossError, match=r"at step 3: .*d/adversarial = nan"):
         trainer.fit(model, tiny_data())
     saved = sorted(tmp_path.glob("*.ckpt"))
     assert [p.name for p in saved][-1] == "epoch=0-step=9.ckpt"  # after batches 0, 1, 2
@@ -205,7 +206,7 @@ def test_resume_mid_epoch_continues_the_same_run(tmp_path) -> None:
         if dirpath is not None:
             callbacks.append(ModelCheckpoint(dirpath=dirpath, save_last=True))
         trainer = tiny_trainer(
-            max_steps=3 * max_batches,
+            max_steps=OPTIMIZER_STEPS_PER_BATCH * max_batches,
             callbacks=callbacks,
             deterministic=True,
             enable_checkpointing=dirpath is not None,

@@ -17,7 +17,7 @@ from exprgan.datamodules import PairDataModule, SynthesizedDataModule
 from exprgan.evaluation.fid import to_uint8
 from exprgan.tools.checkpoints import load_model
 from exprgan.tools.synthesize import synthesis_plan
-from tests.conftest import tiny_data, tiny_model, tiny_trainer
+from tests.conftest import reporting_trainer, tiny_data, tiny_model, tiny_trainer
 from tests.test_cli import ROOT, TINY_MODEL
 
 TRAIN_IDENTITIES = 2
@@ -157,8 +157,7 @@ def test_kn_run_on_the_rendered_faces_is_tested_with_their_oracle(
     data = SynthesizedDataModule(inner, str(synthesized), per_image=1)
     assert data.transfer_oracle == inner.transfer_oracle  # bound to the inner data, not to the enlarged set
     model = load_model(checkpoint)
-    model.results_dir = str(tmp_path / "results")
-    tiny_trainer().test(model, data, verbose=False)
+    reporting_trainer(tmp_path).test(model, data, verbose=False)
     transfer = json.loads((tmp_path / "results" / "test_transfer.json").read_text())
     assert 0.0 <= transfer["target_acc"] <= 1.0 and 0.0 <= transfer["oracle_acc"] <= 1.0
     accuracy = json.loads((tmp_path / "results" / "test_results.json").read_text())

@@ -10,6 +10,7 @@ from pytorch_lightning.callbacks import Callback
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
+from exprgan.joint import OPTIMIZER_STEPS_PER_BATCH
 from tests.conftest import tiny_model, tiny_trainer
 
 PAPER_LIKE = dict(backbone="vgg19", perceptual_layer_weights=(0.5, 1.0))
@@ -49,7 +50,7 @@ class LossRecorder(Callback):
 
 def _train(model: nn.Module, batches: int = 1) -> LossRecorder:
     recorder = LossRecorder()
-    tiny_trainer(max_steps=3 * batches, callbacks=[recorder]).fit(
+    tiny_trainer(max_steps=OPTIMIZER_STEPS_PER_BATCH * batches, callbacks=[recorder]).fit(
         model, DataLoader(FixedBatches(batches), batch_size=None)
     )
     return recorder
@@ -64,7 +65,7 @@ def _without_dropout(model: nn.Module) -> nn.Module:
 
 @pytest.mark.parametrize("representation", [True, False])
 def test_the_shared_backbone_gives_the_classifiers_own_losses(representation: bool) -> None:
-    """``g/classification`` and ``c/loss`` equal the classifier run whole on the faces each phase
+    """``g/classification`` and ``c/classification`` equal the classifier run whole on the faces each phase
     should see: G's L_C on what reaches G, C's loss on real + generated faces."""
     torch.manual_seed(0)
     model = _without_dropout(tiny_model(expression_representation=representation, **PAPER_LIKE))
@@ -79,10 +80,10 @@ def test_the_shared_backbone_gives_the_classifiers_own_losses(representation: bo
         return out
 
     model.generator.forward = recording_forward
-    update = model._update
+    descend = model._descend
     expected: dict[str, float] = {}
 
-    def checking_update(optimizer, network, loss, terms, step):
+    def checking_descend(optimizer, network, loss):
         batch = FixedBatches(1).items[0]
         a, b, y_a, y_b = batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"]
         generated, generated_labels = torch.cat([seen["c"], seen["d"]]), torch.cat([y_b, y_a])
@@ -102,12 +103,12 @@ def test_the_shared_backbone_gives_the_classifiers_own_losses(representation: bo
                 logits = torch.cat(
                     [model.classifier(torch.cat([a, b]), real_code), model.classifier(generated, generated_code)]
                 )
-                expected["c/loss"] = F.cross_entropy(logits, torch.cat([y_a, y_b, generated_labels])).item()
-        update(optimizer, network, loss, terms, step)
+                expected["c/classification"] = F.cross_entropy(logits, torch.cat([y_a, y_b, generated_labels])).item()
+        descend(optimizer, network, loss)
 
-    model._update = checking_update
+    model._descend = checking_descend
     logged = _train(model).losses[0]
-    assert expected.keys() == {"g/classification", "c/loss"}
+    assert expected.keys() == {"g/classification", "c/classification"}
     for name, value in expected.items():
         assert logged[name] == pytest.approx(value, rel=1e-5), name
 
@@ -197,14 +198,14 @@ def test_gs_classification_gradient_is_the_classifier_run_whole(representation: 
     n = 0 if representation else 2 * len(a)  # without codes the real faces have no path to G
     expected = torch.autograd.grad(2.0 * F.cross_entropy(logits[n:], labels[n:]), parameters, allow_unused=True)
 
-    update, got = model._update, {}
+    descend, got = model._descend, {}
 
-    def recording_update(optimizer, network, loss, terms, step):
-        update(optimizer, network, loss, terms, step)
+    def recording_descend(optimizer, network, loss):
+        descend(optimizer, network, loss)
         if network is model.generator:
             got.update({id(p): p.grad.clone() if p.grad is not None else None for p in parameters})
 
-    model._update = recording_update
+    model._descend = recording_descend
     _train(model)
     assert any(g is not None and g.abs().sum() > 0 for g in expected)
     for p, grad in zip(parameters, expected):

@@ -23,37 +23,25 @@ import torch.nn.functional as F
 from exprgan.datamodules import SyntheticFacesDataModule
 from exprgan.joint import JointExprGAN
 from exprgan.losses import multiscale_adversarial_loss
+from exprgan.objective import Pairs
 from exprgan.tools.checkpoints import load_model
 
 STEPS = (0.5, 1.0, 2.0, 4.0)
-TERM_WEIGHTS = {
-    "g/adversarial": "adversarial",
-    "g/interpolation": "interpolation",
-    "g/reconstruction": "reconstruction",
-    "g/perceptual": "perceptual",
-    "g/pixel_sum": "pixel_sum",
-    "g/tv": "total_variation",
-    "g/classification": "classification",
-}
 
 
 def term_gradients(model: JointExprGAN, batch: dict[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
     """``{term: (gradient norm, cosine with the adversarial gradient)}`` over G's parameters."""
     model.train()
     params = list(model.generator.parameters())
-    a, b, y_a, y_b = batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"]
-    out = model.generator(a, b, y_a, y_b, interpolate=model.weights.interpolation > 0)
-    _, terms = model.generator_loss(
-        batch, out, model.backbone_features(batch, out, step=model.hparams.synthesized_after_steps)
-    )
+    pairs, objective = Pairs.from_batch(batch), model.objective
+    out = objective.generate(pairs)
+    _, terms = objective.g_loss(pairs, out, objective.backbone_features(pairs, out))
     flat: dict[str, torch.Tensor] = {}
     for name, value in terms.items():
-        if name not in TERM_WEIGHTS:
-            continue
-        weighted = getattr(model.weights, TERM_WEIGHTS[name]) * value
+        weighted = getattr(model.weights, name) * value
         grads = torch.autograd.grad(weighted, params, retain_graph=True, allow_unused=True)
         flat[name] = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, params)])
-    adversarial = flat["g/adversarial"]
+    adversarial = flat["adversarial"]
     return {k: (float(g.norm()), float(F.cosine_similarity(g, adversarial, dim=0))) for k, g in flat.items()}
 
 

@@ -158,9 +158,11 @@ def fit(run_cmd: Runner, settings: Settings, variant: str, seed: int, run: Path)
         return
     import torch  # only here: --dry-run and the report need no torch
 
+    from exprgan.joint import OPTIMIZER_STEPS_PER_BATCH
+
     state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     record = {"variant": variant, "seed": seed, "global_step": int(state["global_step"]), "seconds": seconds}
-    record["batches"] = record["global_step"] // 3  # D, G and C: three optimiser steps a batch
+    record["batches"] = record["global_step"] // OPTIMIZER_STEPS_PER_BATCH
     (run / "fit.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
@@ -169,7 +171,8 @@ def test(run_cmd: Runner, settings: Settings, variant: str, seed: int, run: Path
     if (run / "results" / "test_results.json").is_file():
         return
     args = ["test", *lightning_args(settings, variant, seed, run), f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]
-    args += [f"--model.results_dir={run / 'results'}", "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
+    args += [f"--report.results_dir={run / 'results'}", f"--trainer.default_root_dir={run}"]  # oracle: run/offline
+    args += ["--trainer.logger=false", "--trainer.enable_progress_bar=false"]
     run_cmd(args, run / "test.log")
 
 
@@ -211,7 +214,9 @@ def mean_std(values: list[float], sign: str = "") -> str:
 
 
 def write_table(path: Path, found: dict, settings: Settings, seeds: list[int], k: int) -> None:
-    batches = settings.max_steps // 3
+    from exprgan.joint import OPTIMIZER_STEPS_PER_BATCH
+
+    batches = settings.max_steps // OPTIMIZER_STEPS_PER_BATCH
     test_faces = " or ".join(sorted({str(v["faces"]) for by_seed in found.values() for v in by_seed.values()}))
     command = f"--identities {settings.identities} --seeds {' '.join(map(str, seeds))} --k {k} "
     command += f"--max-steps {settings.max_steps} --max-minutes {settings.max_minutes:g}"

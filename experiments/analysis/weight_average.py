@@ -27,6 +27,7 @@ import pytorch_lightning as pl
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from exprgan.callbacks import EvaluationReport
 from exprgan.datamodules import SyntheticFacesDataModule
 from exprgan.joint import JointExprGAN
 from exprgan.tools.checkpoints import load_model
@@ -67,8 +68,15 @@ class WeightVariants(pl.Callback):
 def evaluate(model: JointExprGAN, data: SyntheticFacesDataModule, results_dir: Path) -> dict[str, float]:
     """``exprgan test``'s figures for ``model`` as it is: its test step, its oracle (cached in the
     run's ``offline/``, beside ``results_dir``), its result files in ``results_dir``."""
-    model.results_dir = str(results_dir)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    report = EvaluationReport(results_dir=str(results_dir))
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        callbacks=[report],
+        default_root_dir=str(results_dir.parent),
+    )
     (metrics,) = trainer.test(model, datamodule=data, verbose=False)
     return {key.removeprefix("test/"): value for key, value in metrics.items()}
 

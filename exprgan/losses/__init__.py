@@ -3,8 +3,7 @@
 from exprgan.losses.adversarial import (
     SCALE_WEIGHTS,
     adversarial_loss,
-    discriminator_loss,
-    interpolation_loss,
+    d_adversarial_loss,
     multiscale_adversarial_loss,
 )
 from exprgan.losses.classification import classification_loss
@@ -23,8 +22,7 @@ __all__ = [
     "adversarial_loss",
     "change_l1",
     "classification_loss",
-    "discriminator_loss",
-    "interpolation_loss",
+    "d_adversarial_loss",
     "multiscale_adversarial_loss",
     "perceptual_loss",
     "pixel_sum_loss",

@@ -1,4 +1,5 @@
-"""Conditional adversarial losses (Eq. 5) and the interpolation loss (Eq. 7).
+"""Conditional adversarial losses (Eq. 5; Eq. 7's interpolation loss is the same loss on the
+images decoded from interpolated codes).
 
 Discriminators return one logit tensor per scale (``[D1 logits, D2 logits]``); every
 function here takes such a list and weights the scales by ``scale_weights`` (1 and 0.5,
@@ -33,13 +34,14 @@ def multiscale_adversarial_loss(
 ) -> torch.Tensor:
     """``sum_k w_k * BCE(logits_k, real)`` over the discriminator scales.
 
-    The generator's adversarial loss is this on the logits of its images with ``real=True``.
+    The generator's adversarial and interpolation losses are this on the logits of its images
+    with ``real=True``; the discriminators' interpolation loss, with ``real=False``.
     """
     _check_scales([logits], scale_weights)
     return sum(w * adversarial_loss(scale, real) for w, scale in zip(scale_weights, logits))
 
 
-def discriminator_loss(
+def d_adversarial_loss(
     real_logits: Sequence[torch.Tensor],
     fake_logits: Sequence[torch.Tensor],
     scale_weights: Sequence[float] = SCALE_WEIGHTS,
@@ -56,13 +58,3 @@ def discriminator_loss(
         target = torch.cat([torch.ones_like(real), torch.zeros_like(fake)])
         total = total + w * F.binary_cross_entropy_with_logits(logits, target)
     return total
-
-
-def interpolation_loss(
-    logits: Sequence[torch.Tensor], for_discriminator: bool, scale_weights: Sequence[float] = SCALE_WEIGHTS
-) -> torch.Tensor:
-    """Eq. 7 on the logits of images decoded from interpolated codes ``R_c^p, R_d^p``.
-
-    The discriminators learn to call them fake; the generator, to make them pass as real.
-    """
-    return multiscale_adversarial_loss(logits, real=not for_discriminator, scale_weights=scale_weights)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from exprgan.joint import JointExprGAN
+from exprgan.joint import RETIRED_HPARAMS, JointExprGAN
 
 
 def load_model(checkpoint: str | os.PathLike[str], device: str | torch.device = "cpu") -> JointExprGAN:
@@ -28,7 +28,11 @@ def load_model(checkpoint: str | os.PathLike[str], device: str | torch.device = 
         raise FileNotFoundError(f"no such checkpoint: {path}")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-        hparams = {key: value for key, value in state["hyper_parameters"].items() if not key.startswith("_")}
+        hparams = {
+            key: value
+            for key, value in state["hyper_parameters"].items()
+            if not key.startswith("_") and key not in RETIRED_HPARAMS
+        }
         hparams["networks"] = {**hparams["networks"], "pretrained": False, "perceptual_pretrained": False}
         model = JointExprGAN(**hparams)
         model.load_state_dict(state["state_dict"])

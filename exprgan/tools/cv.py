@@ -5,7 +5,7 @@ unchanged: --data.root PATH, --trainer.max_steps N, ...) is resolved once (`expr
 --print_config`). For each fold k a copy of it is written to RUNS/fold{k}/cv_config.yaml with
 data.init_args.fold = k and every output of the run redirected into RUNS/fold{k}/: the
 logger's save_dir (its name gets -fold{k}), the ModelCheckpoint folder (checkpoints/,
-save_last, no -v1 versions), trainer.default_root_dir and model.results_dir (results/). Then
+save_last, no -v1 versions), trainer.default_root_dir and report.results_dir (results/). Then
 `exprgan fit --config RUNS/fold{k}/cv_config.yaml` and `exprgan test ... --ckpt_path
 RUNS/fold{k}/checkpoints/last.ckpt` run in this process: the test uses the final model (the
 paper reports the last model's test accuracy).
@@ -93,7 +93,7 @@ def fold_config(config: dict[str, Any], fold: int, run_dir: str | Path) -> dict[
         args.update(dirpath=str(run_dir / "checkpoints"), save_last=True, enable_version_counter=False)
     trainer["callbacks"] = callbacks
     trainer["enable_checkpointing"] = True
-    config.setdefault("model", {})["results_dir"] = str(run_dir / "results")
+    config["report"] = {**(config.get("report") or {}), "results_dir": str(run_dir / "results")}
     return config
 
 
