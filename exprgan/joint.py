@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torchmetrics.classification import MulticlassAccuracy
 
 from exprgan.losses import LossWeights, PerceptualLoss
-from exprgan.models import ExpressionClassifier, ExpressionFeatures, Generator, MultiScaleDiscriminator
+from exprgan.models import ExpressionClassifier, ExpressionCNN, Generator, MultiScaleDiscriminator
 from exprgan.objective import NonFiniteLossError, Objective, Pairs, Terms, check_finite
 from exprgan.offline import pretrain_expression_features
 from exprgan.options import Networks, Optimization, as_group
@@ -120,7 +120,7 @@ class JointExprGAN(pl.LightningModule):
         )
         self.perceptual: PerceptualLoss | None = None
         if weights.perceptual > 0:
-            features = ExpressionFeatures(num_expressions) if net.perceptual_network == "expression" else None
+            features = ExpressionCNN(num_expressions) if net.perceptual_network == "expression" else None
             self.perceptual = PerceptualLoss(
                 net.perceptual_pretrained, net.perceptual_weights, net.perceptual_layer_weights, network=features
             )
@@ -279,7 +279,7 @@ class JointExprGAN(pl.LightningModule):
                 "JointExprGAN takes G's L_C gradient through the classifier by hand, outside fp16's "
                 "loss scaling: use precision='bf16-mixed' (or 32) instead of '16-mixed'"
             )
-        if stage == "fit" and self.perceptual is not None and isinstance(self.perceptual.network, ExpressionFeatures):
+        if stage == "fit" and self.perceptual is not None and isinstance(self.perceptual.network, ExpressionCNN):
             pretrain_expression_features(self.perceptual.network, self.trainer, self.hparams.num_expressions)
 
     def on_fit_start(self) -> None:

@@ -3,7 +3,7 @@
 Two of exprgan's networks are trained before (or beside) the main run rather than with it:
 the oracle that judges transfers (:mod:`exprgan.evaluation.oracle`) and the expression
 feature network of ``networks.perceptual_network: expression``
-(:class:`~exprgan.models.ExpressionFeatures`). Both are plain supervised classifiers,
+(:class:`~exprgan.models.ExpressionCNN` both). Both are plain supervised classifiers,
 trained here by one seeded loop and cached under a name that hashes what they depend on,
 in the run's ``offline/`` folder (:func:`offline_dir`).
 """
@@ -67,7 +67,6 @@ def train_classifier(
     network: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
-    logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
     epochs: int = 15,
     batch_size: int = 64,
     lr: float = 2e-3,
@@ -79,8 +78,8 @@ def train_classifier(
     """Train ``network`` to classify ``images [N, 3, H, W]`` (in ``[-1, 1]``) as ``labels [N]``.
 
     Adam with a one-cycle schedule on :func:`augment`-ed batches; deterministic given
-    ``seed`` (its own generator: the global RNG is untouched). ``logits`` maps images to
-    logits (default: ``network`` itself). Returns the network in eval mode.
+    ``seed`` (its own generator: the global RNG is untouched). ``network`` maps images to
+    logits. Returns it in eval mode.
 
     ``epochs`` passes over the images, more on a small set: as many whole epochs as reach
     ``min_steps`` optimiser steps (15 epochs of 105 faces are 30 steps, after which a network
@@ -88,7 +87,6 @@ def train_classifier(
     """
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"need as many labels as images (> 0), got {len(images)} images, {len(labels)} labels")
-    predict = logits or network
     generator = torch.Generator().manual_seed(seed)
     per_epoch = -(-len(images) // batch_size)
     epochs = max(epochs, -(-min_steps // per_epoch))
@@ -101,7 +99,7 @@ def train_classifier(
             order = torch.randperm(len(images), generator=generator)
             for start in range(0, len(images), batch_size):
                 index = order[start : start + batch_size]
-                loss = F.cross_entropy(predict(augment(images[index], generator)), labels[index])
+                loss = F.cross_entropy(network(augment(images[index], generator)), labels[index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -132,7 +130,7 @@ def cached(
 
 
 def pretrain_expression_features(network: nn.Module, trainer: pl.Trainer, num_classes: int) -> None:
-    """Load into ``network`` (an :class:`~exprgan.models.ExpressionFeatures`) the weights of one
+    """Load into ``network`` (an :class:`~exprgan.models.ExpressionCNN`) the weights of one
     trained on the data's real training faces (the trainer's DataModule's ``training_faces()``),
     training it first when the run's cache has none."""
     datamodule = trainer.datamodule
@@ -149,7 +147,7 @@ def pretrain_expression_features(network: nn.Module, trainer: pl.Trainer, num_cl
 
     def train(module: nn.Module) -> None:
         images, labels = faces()
-        train_classifier(module, images, labels, logits=module.logits, seed=FEATURES_SEED, desc="expression features")
+        train_classifier(module, images, labels, seed=FEATURES_SEED, desc="expression features")
 
     def load() -> nn.Module:
         return cached(fresh, offline_dir(trainer), "expression-features", key, train)

@@ -29,7 +29,7 @@ class Networks:
         classifier_hidden_features: width of the classifier's two hidden layers (4096).
         expression_representation: the classifier reads ``G_enc(I)`` (off: the No_ExpR ablation).
         perceptual_network: the perceptual loss's network: ``"vgg19"`` (the paper's) or
-            ``"expression"``, a small :class:`~exprgan.models.ExpressionFeatures` trained
+            ``"expression"``, a small :class:`~exprgan.models.ExpressionCNN` trained
             offline on the data's real training faces to recognise their expressions, at the
             start of ``fit`` (cached under the run). Not in the paper: where no ImageNet
             VGG19 is at hand (the rendered faces, offline), a network whose features describe

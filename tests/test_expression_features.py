@@ -1,4 +1,5 @@
-"""``networks.perceptual_network: expression``: an expression network trained offline, cached, used by L_per."""
+"""The small expression CNN: trained offline, cached, the oracle's network and (``networks.perceptual_network:
+expression``) L_per's."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 from torch import nn
 
 from exprgan.losses import PerceptualLoss
-from exprgan.models import ExpressionFeatures
+from exprgan.models import ExpressionCNN
 from exprgan.offline import cached, train_classifier
 from tests.conftest import tiny_data, tiny_model, tiny_trainer
 
@@ -27,30 +28,18 @@ def test_train_classifier_learns_a_separable_task_deterministically() -> None:
     """Catches: a loop that does not step (accuracy at chance), labels misaligned with images
     by the shuffle, a seed that does not fix the result."""
     images, labels = squares()
-    network = ExpressionFeatures(3, width=8)
-    first = train_classifier(
-        network, images, labels, network.logits, epochs=10, batch_size=12, progress=False, min_steps=0
-    )
-    logits = first.logits(images)
+    network = ExpressionCNN(3, width=8)
+    first = train_classifier(network, images, labels, epochs=10, batch_size=12, progress=False, min_steps=0)
+    logits = first(images)
     assert float((logits.argmax(1) == labels).float().mean()) == 1.0
-    a = train_classifier(_seeded(), images, labels, logits=None, epochs=2, batch_size=12, progress=False, min_steps=0)
-    b = train_classifier(_seeded(), images, labels, logits=None, epochs=2, batch_size=12, progress=False, min_steps=0)
+    a = train_classifier(_seeded(), images, labels, epochs=2, batch_size=12, progress=False, min_steps=0)
+    b = train_classifier(_seeded(), images, labels, epochs=2, batch_size=12, progress=False, min_steps=0)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def _seeded() -> nn.Module:
     torch.manual_seed(0)
-    network = ExpressionFeatures(3, width=8)
-    return nn.Sequential(_Logits(network))
-
-
-class _Logits(nn.Module):
-    def __init__(self, network: ExpressionFeatures) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.network.logits(images)
+    return ExpressionCNN(3, width=8)
 
 
 def test_cached_trains_once_per_key(tmp_path) -> None:
@@ -73,7 +62,7 @@ def test_cached_trains_once_per_key(tmp_path) -> None:
 class Doubling(nn.Module):
     """Feature maps ``[x, 2x]``: known answers for the perceptual loss."""
 
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
         return [images, 2 * images]
 
 
@@ -89,8 +78,8 @@ def test_perceptual_loss_with_another_network_compares_each_face_with_the_other_
     with pytest.raises(ValueError, match="3 layer weights for a network with 2 feature maps"):
         PerceptualLoss(layer_weights=(1.0, 1.0, 1.0), network=Doubling())(a, b, c, d)
     with pytest.raises(ValueError, match="5 layer weights for a network with 4 feature maps"):
-        PerceptualLoss(network=ExpressionFeatures(7, width=4))  # VGG19's five default weights: at once
-    features = PerceptualLoss(layer_weights=(1.0,), network=ExpressionFeatures(7, width=4)).train()
+        PerceptualLoss(network=ExpressionCNN(7, width=4))  # VGG19's five default weights: at once
+    features = PerceptualLoss(layer_weights=(1.0,), network=ExpressionCNN(7, width=4)).train()
     assert not features.network.training and not any(p.requires_grad for p in features.network.parameters())
 
 

@@ -58,6 +58,10 @@ class VGGFeatures(nn.Module):
     def train(self, mode: bool = True) -> VGGFeatures:
         return super().train(False)
 
+    def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The activations of ``layers`` for images ``[N, 3, H, W]`` in ``[-1, 1]`` (a forward call)."""
+        return self(images)
+
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = self.normalize(images)
         taps = []
@@ -83,8 +87,9 @@ class PerceptualLoss(nn.Module):
             shorter sequence uses only the first layers, and runs only the VGG blocks they
             need (e.g. ``(0.25, 0.5, 1)``: relu1_1 .. relu3_1, a cheap CPU setting).
         network: a feature network in place of VGG19 (then ``pretrained`` and
-            ``weights_path`` are unused): images in ``[-1, 1]`` -> a list of feature maps,
-            at least one per layer weight (e.g. :class:`~exprgan.models.ExpressionFeatures`).
+            ``weights_path`` are unused) whose ``feature_maps(images)`` gives a list of feature
+            maps of images in ``[-1, 1]``, at least one per layer weight (e.g.
+            :class:`~exprgan.models.ExpressionCNN`).
     """
 
     def __init__(
@@ -111,7 +116,7 @@ class PerceptualLoss(nn.Module):
         return self
 
     def _features(self, images: torch.Tensor) -> list[torch.Tensor]:
-        taps = self.network(images)
+        taps = self.network.feature_maps(images)
         if len(taps) < len(self.layer_weights):
             raise ValueError(f"{len(self.layer_weights)} layer weights for a network with {len(taps)} feature maps")
         return taps[: len(self.layer_weights)]

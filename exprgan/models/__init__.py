@@ -5,7 +5,7 @@ from exprgan.models.classifier import ExpressionClassifier
 from exprgan.models.decoder import Decoder
 from exprgan.models.discriminator import ConditionalDiscriminator, MultiScaleDiscriminator
 from exprgan.models.encoder import Encoder
-from exprgan.models.expression_features import ExpressionFeatures
+from exprgan.models.expression_cnn import ExpressionCNN
 from exprgan.models.generator import Generator, GeneratorOutput
 from exprgan.models.l2norm import L2Norm
 from exprgan.models.pretrained import PretrainedWeightsError
@@ -16,7 +16,7 @@ __all__ = [
     "Decoder",
     "Encoder",
     "ExpressionClassifier",
-    "ExpressionFeatures",
+    "ExpressionCNN",
     "Generator",
     "GeneratorOutput",
     "ImageNetNormalize",
