@@ -34,22 +34,13 @@ RETIRED_HPARAMS: dict[str, type] = {"image_log_every_n_steps": int, "synthesized
 class JointExprGAN(pl.LightningModule):
     """The paper's model: G, D1/D2 and C, trained with manual optimisation.
 
-    One training step, on a batch of unpaired pairs ``(I_a, y_a), (I_b, y_b)``
-    (:class:`~exprgan.objective.Objective` computes each phase's loss):
-
-    1. **D phase** (Adam): real faces against the detached ``I_c, I_d`` and the images
-       decoded from interpolated codes (Eq. 5, 7), plus R1 when its weight is set.
-    2. **G phase** (Adam): adversarial + interpolation terms, ``lambda1 L_r + lambda2 L_per +
-       lambda3 L_p + lambda4 TV`` and ``L_C`` of the classifier on the real and generated
-       faces, through ``G_enc``'s representation and the generated pixels (Eq. 12).
-    3. **C phase** (SGD): the classifier on real ``I_a, I_b`` and the generated ``I_c, I_d``
-       with labels ``y_a, y_b, y_b, y_a`` (Eq. 8); nothing reaches G.
-
-    A loss weight of 0 skips its term; the paper's ablations (Table VII) are: No_InterL
+    Each training batch of unpaired pairs ``(I_a, y_a), (I_b, y_b)`` steps D (Adam; Eq. 5, 7),
+    then G (Adam; Eq. 12, with ``L_C`` through the representation and the generated pixels), then
+    C (SGD; Eq. 8, on the real and generated faces); :class:`~exprgan.objective.Objective` gives
+    each loss. A loss weight of 0 skips its term; the paper's ablations (Table VII): No_InterL
     ``loss_weights.interpolation: 0``, TwoStage ``loss_weights.classification: 0``, No_SynFI
     ``synthesized_images: false``, No_ExpR ``networks.expression_representation: false``.
-    Validation and test log the accuracy; :class:`~exprgan.callbacks.EvaluationReport` reports
-    the rest.
+    Validation and test log the accuracy; :class:`~exprgan.callbacks.EvaluationReport` the rest.
 
     Args:
         num_expressions: ``n`` (linked from the data in the CLI).
@@ -59,9 +50,8 @@ class JointExprGAN(pl.LightningModule):
         optimization: the optimisers' settings (:class:`~exprgan.options.Optimization`).
         interpolation_p: ``p`` of Eq. 6.
         synthesized_images: the classifier trains on generated faces too (off: No_SynFI).
-        r1_every: compute R1 only every this many training batches, weighted by this number
-            ("lazy regularisation", Karras et al., StyleGAN2): about the same penalty on
-            average for a fraction of its cost (1: every batch).
+        r1_every: R1 every this many batches, weighted by this number (lazy regularisation,
+            Karras et al. 2020: about the same penalty for a fraction of its cost).
         class_names: expression names, for logs.
         channels_last: keep the networks' weights in channels-last memory order (faster with
             cuDNN tensor cores, slower on CPU; same numbers up to rounding).

@@ -1,10 +1,7 @@
 """The training objective (paper Eq. 5-12): what D, G and C each minimise on one batch of pairs.
 
-:class:`Objective` holds the networks (plain ``nn.Module``\\ s, no Lightning) and the loss
-weights, decides once which terms run, and gives each phase's loss as ``(loss, terms)``, one
-commented block per term. A term's name is its :class:`~exprgan.losses.LossWeights` field;
-each phase's loss is ``sum(weight[name] * term)`` over its terms. The training loop
-(:class:`~exprgan.joint.JointExprGAN`) steps the optimisers; this module only computes.
+Plain networks in, ``(loss, terms)`` out: a term is named by its :class:`~exprgan.losses.LossWeights`
+field and a loss is ``sum(weight[name] * term)``. :class:`~exprgan.joint.JointExprGAN` steps the optimisers.
 """
 
 from __future__ import annotations
@@ -63,37 +60,30 @@ class Pairs:
         return cls(batch["image_a"], batch["image_b"], batch["label_a"], batch["label_b"])
 
     @property
-    def real(self) -> torch.Tensor:
-        """``[I_a, I_b]``."""
+    def real(self) -> torch.Tensor:  # [I_a, I_b]
         return torch.cat([self.a, self.b])
 
     @property
-    def real_labels(self) -> torch.Tensor:
-        """Their own labels, ``[y_a, y_b]``."""
+    def real_labels(self) -> torch.Tensor:  # their own labels: [y_a, y_b]
         return torch.cat([self.y_a, self.y_b])
 
     @property
-    def given_labels(self) -> torch.Tensor:
-        """The labels ``[I_c, I_d]`` (and the interpolated pair) were given: ``[y_b, y_a]``."""
+    def given_labels(self) -> torch.Tensor:  # the labels [I_c, I_d] (and the interpolated pair) were given
         return torch.cat([self.y_b, self.y_a])
 
 
 @dataclass
 class BackboneFeatures:
-    """The classifier backbone's features of one step, shared by the G and C phases.
+    """C's backbone features of one step's faces, computed once for the G and C phases.
 
-    C is not updated between the two phases, so the backbone's output on the step's faces
-    is the same in both: it runs once, on the real and generated faces in one batch (a
-    BatchNorm backbone's running statistics are updated once a step, not twice). Its graph
-    reaches C's parameters only (the generated faces enter it detached, as ``pixels``), so
-    each phase's backward pass reaches only its own network, as DDP requires; G's ``L_C``
-    reaches G's pixels through :meth:`pixel_gradient`.
+    C does not change between the two phases, so one pass on the real and generated faces
+    together serves both (a BatchNorm backbone updates its statistics once). The generated faces
+    enter detached, as ``pixels``: the graph reaches C only, so each phase's backward pass reaches
+    its own network (as DDP requires), and G's ``L_C`` reaches G through :meth:`pixel_gradient`.
 
     Attributes:
-        features: features of ``[I_a, I_b (, I_c, I_d)]``: ``[2N (+2N), C, H/32, W/32]``.
-        num_real: how many of them are real faces (``2N``).
-        pixels: the detached ``[I_c, I_d]`` the others were computed from, or None when C
-            never reads generated faces (``synthesized_images=False``).
+        features: of ``[I_a, I_b (, I_c, I_d)]``: ``[2N (+2N), C, H/32, W/32]``; ``num_real``: ``2N``.
+        pixels: the detached ``[I_c, I_d]``, or None when C never reads generated faces (No_SynFI).
     """
 
     features: torch.Tensor
@@ -103,10 +93,6 @@ class BackboneFeatures:
     @property
     def real(self) -> torch.Tensor:
         return self.features[: self.num_real]
-
-    @property
-    def generated(self) -> torch.Tensor | None:
-        return self.features[self.num_real :] if self.pixels is not None else None
 
     def pixel_gradient(self, grad_features: torch.Tensor) -> torch.Tensor:
         """The backbone's vector-Jacobian product: a gradient on ``features`` carried back to
@@ -163,10 +149,8 @@ class Objective:
         self.do_c_generated = synthesized_images  # C reads I_c, I_d; off is No_SynFI
         self.uses_representation = classifier.uses_representation  # C reads G_enc(I); off is No_ExpR
 
-    def total(self, terms: Terms, scale: Mapping[str, float] | None = None) -> torch.Tensor:
-        """``sum(weight * term)``, each weight the :class:`LossWeights` field of the term's name
-        (times ``scale[name]`` where given)."""
-        scale = scale or {}
+    def total(self, terms: Terms, scale: Mapping[str, float] = {}) -> torch.Tensor:  # noqa: B006 (read only)
+        """``sum(weight * term)``, each weight the :class:`LossWeights` field of the term's name (times ``scale``)."""
         return sum(getattr(self.weights, name) * scale.get(name, 1.0) * term for name, term in terms.items())
 
     def generate(self, pairs: Pairs) -> GeneratorOutput:
@@ -286,15 +270,14 @@ class Objective:
         """C's loss on the real faces (their own labels) and, with ``synthesized_images``, the
         generated ones (the labels they were given); representations detached, nothing reaches
         G. Returns the logits too, real faces first."""
-        codes: list[torch.Tensor | None] = [None, None]
-        if self.uses_representation:
-            codes[0] = torch.cat([out.code_a, out.code_b]).detach()
-            if features.generated is not None:
-                with torch.no_grad():
-                    codes[1] = self.generator.encode(torch.cat([out.image_c, out.image_d]).detach())
-        if features.generated is None:
-            logits, labels = self.classify(features.real, codes[:1], [pairs.real_labels])
+        real_code = torch.cat([out.code_a, out.code_b]).detach() if self.uses_representation else None
+        if features.pixels is None:  # No_SynFI: real faces only
+            logits, labels = self.classify(features.features, [real_code], [pairs.real_labels])
         else:
-            logits, labels = self.classify(features.features, codes, [pairs.real_labels, pairs.given_labels])
+            with torch.no_grad():
+                code = self.generator.encode(features.pixels) if self.uses_representation else None
+            logits, labels = self.classify(
+                features.features, [real_code, code], [pairs.real_labels, pairs.given_labels]
+            )
         loss = classification_loss(logits, labels)
         return loss, {"classification": loss}, logits

@@ -64,8 +64,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "c",
         "C trained on I_c, I_d with y_a, y_b",
         OBJECTIVE,
-        "codes, [pairs.real_labels, pairs.given_labels])",
-        "codes, [pairs.real_labels, pairs.real_labels])",
+        "features.features, [real_code, code], [pairs.real_labels, pairs.given_labels]",
+        "features.features, [real_code, code], [pairs.real_labels, pairs.real_labels]",
     ),
     Mutation(
         "d",

@@ -1,10 +1,14 @@
-"""Networks: shapes at 32/64/256 px, gradients, residual wiring, l2-N (acceptance 5)."""
+"""Networks: shapes at 32/64/256 px, gradients, residual wiring, l2-N, the settings that build them."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
+from torch import nn
 
 from exprgan.losses import r1_penalty
 from exprgan.models import (
@@ -313,3 +317,21 @@ def test_classifier_without_representation_is_the_no_expr_ablation() -> None:
         fused(images(1, 32))
     with pytest.raises(ValueError, match="representation must be"):
         fused(images(1, 32), torch.zeros(1, 512, 2, 2))
+
+
+def test_the_authors_release_settings_reach_the_decoder_and_the_optimisers() -> None:
+    """``experiments/ablations/release.yaml``: a ReLU decoder (``decoder_negative_slope: 0``), weight
+    decay in G's, D's and C's optimisers, a per-epoch learning-rate decay. Catches: a setting that
+    no longer reaches the network or optimiser it names."""
+    release = Path(__file__).resolve().parents[1] / "experiments" / "ablations" / "release.yaml"
+    options = yaml.safe_load(release.read_text())["model"]
+    assert options["networks"]["decoder_negative_slope"] == 0.0
+    model = tiny_model(decoder_negative_slope=0.0, **options["optimization"])
+    activations = [m for m in model.generator.decoder.modules() if isinstance(m, nn.ReLU | nn.LeakyReLU)]
+    assert activations and all(type(m) is nn.ReLU for m in activations)
+    assert {m.negative_slope for m in tiny_model().generator.decoder.modules() if isinstance(m, nn.LeakyReLU)} == {0.2}
+    optimizers, schedulers = model.configure_optimizers()
+    g, d, c = optimizers
+    assert g.defaults["weight_decay"] == d.defaults["weight_decay"] == options["optimization"]["gan_weight_decay"]
+    assert c.defaults["weight_decay"] == options["optimization"]["classifier_weight_decay"]
+    assert all(s.gamma == options["optimization"]["lr_decay"] for s in schedulers)

@@ -25,18 +25,16 @@ class EvaluationReport(pl.Callback):
     """Per-class, per-pose and transfer metrics, the confusion matrix and the results files.
 
     - **Validation**, on data with ground-truth transfers (the rendered faces): the transfers'
-      pixel metrics (``val/edit_recall``, ``val/collateral_l1``, ``val/transfer_ratio``, ...,
-      :class:`~exprgan.evaluation.transfer.TransferMetrics`) and ``val/reconstruction_l1``.
-    - **Test**: mean per-class accuracy, each class's and each pose's accuracy (``test/*``), the
-      row-normalised confusion matrix (Fig. 5-7, logged as an image), and, on data with ground
-      truth, the transfers judged by the data's oracle (``transfer_oracle``, trained on the
-      training identities' real faces and cached in the run's ``offline/``). Files in
-      ``results_dir``: ``test_results.json``, ``test_per_class.csv``, ``test_confusion.csv``,
-      ``test_confusion.png`` (with poses ``test_per_pose.csv``, with ground truth
-      ``test_transfer.json``); a summary is printed.
+      pixel metrics (:class:`~exprgan.evaluation.transfer.TransferMetrics`: ``val/edit_recall``,
+      ``val/transfer_ratio``, ...) and ``val/reconstruction_l1``.
+    - **Test**: mean per-class, per-class and per-pose accuracy (``test/*``), the confusion matrix
+      (Fig. 5-7) and, with ground truth, the transfers judged by the data's ``transfer_oracle``
+      (cached in the run's ``offline/``); in ``results_dir`` ``test_results.json``,
+      ``test_per_class.csv``, ``test_confusion.csv`` and ``.png`` (``test_per_pose.csv``,
+      ``test_transfer.json``), and a printed summary.
 
-    The model's ``test_step`` returns its logits. The ``exprgan`` CLI always adds this callback
-    (set ``--report.results_dir``); with a plain ``Trainer``, pass it in ``callbacks``.
+    It reads the logits the model's ``test_step`` returns. The ``exprgan`` CLI always adds it
+    (``--report.results_dir``); with a plain ``Trainer``, pass it in ``callbacks``.
 
     Args:
         results_dir: where the test writes its files (default: ``results/`` in the run's folder,

@@ -37,39 +37,6 @@ def _fresh_oracle(num_classes: int, seed: int) -> ExpressionCNN:
         return ExpressionCNN(num_classes, ORACLE_WIDTH, ORACLE_STRIDES)
 
 
-def train_oracle(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    num_classes: int,
-    epochs: int = 15,
-    batch_size: int = 64,
-    lr: float = 2e-3,
-    seed: int = 1234,
-    progress: bool = True,
-    min_steps: int = MIN_STEPS,
-) -> ExpressionCNN:
-    """Train an oracle (:class:`~exprgan.models.ExpressionCNN`) on ``images [N, 3, H, W]`` in
-    ``[-1, 1]`` with ``labels [N]``
-    (:func:`~exprgan.offline.train_classifier`: deterministic given ``seed``; ``epochs``, at least
-    ``min_steps`` optimiser steps). Returns it in eval mode.
-    Trains in any grad mode (a Trainer's test loop runs under ``torch.inference_mode``)."""
-    with torch.inference_mode(False), torch.enable_grad():
-        oracle = _fresh_oracle(num_classes, seed)
-        train_classifier(
-            oracle,
-            images,
-            labels,
-            epochs=epochs,
-            min_steps=min_steps,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            desc="oracle",
-            progress=progress,
-        )
-    return oracle
-
-
 @torch.no_grad()
 def oracle_predict(oracle: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """The oracle's predicted class of every image ``[N, 3, H, W]``: ``[N]`` int64 on the images' device."""
@@ -105,7 +72,7 @@ def rendered_oracle(
     oracle depends on: the rendered training faces (renderer, size, seed, intensities, number
     of training identities; not the validation and test splits, which it never sees), the
     oracle's seed, epochs, fewest steps (:func:`~exprgan.offline.train_classifier`) and version.
-    Trains in any grad mode, as :func:`train_oracle`.
+    Trains in any grad mode (a Trainer's test loop runs under ``torch.inference_mode``).
     """
     data = dict(datamodule.fingerprint())
     data["identities"] = datamodule.split_sizes["train"]  # train identities are 0 .. n-1 whatever the other splits
