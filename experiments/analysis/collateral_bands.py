@@ -10,7 +10,7 @@ the decoder's reconstruction floor; error in the rings is an edit drawn in the w
 or with soft edges.
 
     python experiments/analysis/collateral_bands.py runs/synthesis/checkpoints/last.ckpt [more.ckpt ...] \
-        [--config experiments/synthesis.yaml]
+        [--config experiments/demo.yaml]
 
 The test faces of the run's ``data:`` section (``--config``; for the demo's and the synthesis
 configuration, the 700 faces of the 100 held-out identities), as ``exprgan test`` judges them.
@@ -82,9 +82,11 @@ def band_errors(model: JointExprGAN, data: PairDataModule) -> dict[str, dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+", help="exprgan checkpoints trained on the rendered faces")
-    parser.add_argument("--config", default="experiments/synthesis.yaml", help="the runs' config (its data: section)")
+    parser.add_argument(
+        "--config", action="append", help="the runs' configs (their data: sections; default experiments/demo.yaml)"
+    )
     args = parser.parse_args()
-    data = load_datamodule([args.config])
+    data = load_datamodule(args.config or ["experiments/demo.yaml"])
     data.setup("test")
     for path in args.checkpoints:
         model = load_model(path)

@@ -6,7 +6,7 @@ the checkpoint's average against the weights training stopped with and against t
 averaged with other decays, by the oracle metrics of ``exprgan test`` on the 100 held-out
 identities (700 faces). Train with the recording callback appended (run from the repository root)::
 
-    PYTHONPATH=experiments/analysis exprgan fit --config experiments/synthesis.yaml \\
+    PYTHONPATH=experiments/analysis exprgan fit --config experiments/demo.yaml --config experiments/synthesis.yaml \\
         --trainer.callbacks+=weight_average.WeightVariants \\
         --trainer.callbacks.dirpath=runs/synthesis/variants
     python experiments/analysis/weight_average.py runs/synthesis
