@@ -150,11 +150,7 @@ def video_frame_count(path: str | os.PathLike[str]) -> int:
     """Number of frames of a video file (decoded to the end when the header does not say)."""
     with _video(Path(path)) as capture:
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        if count <= 0:
-            count = 0
-            while capture.grab():
-                count += 1
-        return count
+        return count if count > 0 else sum(1 for _ in iter(capture.grab, False))
 
 
 def image_problem(path: str, frame: int, frame_counts: dict[str, int] | None = None) -> str | None:
@@ -217,10 +213,7 @@ def read_cache(cache: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFram
     if missing:
         raise CacheError(f"{index_path}: missing columns {missing}; rebuild the cache with `exprgan preprocess`")
     failures = _read_csv(cache / FAILURES) if (cache / FAILURES).is_file() else listing_frame([])
-    for column in INDEX_COLUMNS:
-        if column not in failures:
-            failures[column] = _DEFAULTS.get(column, "")
-    return index, failures
+    return index, failures.assign(**{c: _DEFAULTS.get(c, "") for c in INDEX_COLUMNS if c not in failures})
 
 
 # --- writing a cache -------------------------------------------------------------------------
@@ -257,8 +250,7 @@ class Journal:
         data = path.read_bytes() if path.exists() else b""
         complete = data[: data.rfind(b"\n") + 1]
         if len(complete) != len(data):  # a partial last line: cut it off
-            with open(path, "r+b") as file:
-                file.truncate(len(complete))
+            os.truncate(path, len(complete))
         for line in complete.decode("utf-8").splitlines():
             if line.strip():
                 record = json.loads(line)
@@ -304,8 +296,7 @@ def check_settings(out: Path, settings: Mapping[str, Any]) -> None:
     meta = json.loads((out / META).read_text(encoding="utf-8")) if (out / META).exists() else {}
     if "settings" not in meta:
         return
-    old = json.loads(json.dumps(meta["settings"]))
-    new = json.loads(json.dumps(settings))
+    old, new = meta["settings"], json.loads(json.dumps(settings))  # as JSON stores them: tuples are lists
     differing = sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))  # absent == None
     if differing:
         details = "; ".join(f"{key}: {old.get(key)!r} there, {new.get(key)!r} now" for key in differing)

@@ -37,7 +37,6 @@ class Augmentation:
 
 
 DEFAULT_AUGMENTATION = Augmentation()
-"""The default training augmentation."""
 
 
 class Augmenter:

@@ -50,9 +50,7 @@ def subject_folds(subjects: Iterable[str], num_folds: int = 5, seed: int = 0) ->
 def assign_folds(frame: pd.DataFrame, num_folds: int = 5, seed: int = 0) -> pd.DataFrame:
     """``frame`` with its ``fold`` column set from its ``subject`` column (see :func:`subject_folds`)."""
     folds = subject_folds(frame["subject"], num_folds, seed)
-    frame = frame.copy()
-    frame["fold"] = frame["subject"].map(folds).astype(np.int64)
-    return frame
+    return frame.assign(fold=frame["subject"].map(folds).astype(np.int64))
 
 
 def check_fold(fold: int, num_folds: int) -> None:

@@ -132,11 +132,10 @@ class SynthesizedDataModule(PairDataModule):
         return [*self.data.train_labels(), *self.synthesized_index()["label"].astype(int).tolist()]
 
     def load_train_image(self, index: int) -> torch.Tensor:
-        synthesized = self.synthesized_index()
-        originals = self._num_originals
-        if index < originals:
+        synthesized = self.synthesized_index()  # sets up on first use, counting the originals
+        if index < self._num_originals:
             return self.data.load_train_image(index)
-        path = Path(self.synthesized) / synthesized["path"].iloc[index - originals]
+        path = Path(self.synthesized) / synthesized["path"].iloc[index - self._num_originals]
         image = fit_square(read_image(path), self.image_size)
         if self._augment is not None:
             image = self._augment(image)

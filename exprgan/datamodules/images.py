@@ -1,10 +1,4 @@
-"""The shared base of the real data sets' DataModules: listings, preprocessed caches, splits, loading.
-
-:class:`ImageFolderDataModule` reads a data set's listing (see :mod:`exprgan.cache`) or the
-cache ``exprgan preprocess`` wrote from it, checks every image once, splits the rows (official
-partition or subject-independent folds) and serves the unpaired pair stream for training and
-single images for evaluation.
-"""
+"""The shared base of the real data sets' DataModules: listings, preprocessed caches, splits, loading."""
 
 from __future__ import annotations
 
@@ -223,8 +217,7 @@ class ImageFolderDataModule(PairDataModule):
                     f"(classes {list(self.class_names)}): was the cache built with other options?"
                 )
         else:
-            rows = self.select(self.list_raw())
-            listed = rows
+            rows = listed = self.select(self.list_raw())
             rows["_file"] = [str(Path(self.root) / path) for path in rows["path"]]
             rows["_frame"] = rows["frame"]
         if self.uses_folds:
@@ -265,16 +258,11 @@ class ImageFolderDataModule(PairDataModule):
                 raise ValueError(f"{self.dataset_name}: the {name} split of {where} has no images")
         train = frames["train"]
         if self.val_fraction > 0:
-            rng = np.random.default_rng([self.seed, 0x7A1])
-            if (train["subject"] != "").all():
-                subjects = np.array(sorted(train["subject"].unique()))
-                count = min(len(subjects) - 1, max(1, round(self.val_fraction * len(subjects))))
-                held = set(rng.permutation(subjects)[:count].tolist())
-                val = train["subject"].isin(held)
-            else:
-                count = min(len(train) - 1, max(1, round(self.val_fraction * len(train))))
-                val = np.zeros(len(train), dtype=bool)
-                val[rng.permutation(len(train))[:count]] = True
+            # held out: whole subjects, or images when subjects are unknown
+            units = train["subject"].to_numpy() if (train["subject"] != "").all() else np.arange(len(train))
+            pool = np.unique(units)  # sorted
+            count = min(len(pool) - 1, max(1, round(self.val_fraction * len(pool))))
+            val = np.isin(units, np.random.default_rng([self.seed, 0x7A1]).permutation(pool)[:count])
             frames["train"], frames["val"] = train[~val], train[val]
         else:
             frames["val"] = frames["test"]

@@ -16,13 +16,7 @@ import pandas as pd
 from exprgan.cache import BadImageError, listing_frame, video_frame_count
 from exprgan.datamodules.face_renderer import EXPRESSIONS
 from exprgan.datamodules.folds import assign_folds, check_fold
-from exprgan.datamodules.images import (
-    ImageFolderDataModule,
-    LabelFileError,
-    OnBadImage,
-    missing_root,
-    read_text_lines,
-)
+from exprgan.datamodules.images import ImageFolderDataModule, LabelFileError, OnBadImage, missing_root, read_text_lines
 
 MMI_CLASSES_6: tuple[str, ...] = EXPRESSIONS[:6]
 """6-class order: surprise, fear, disgust, happiness, sadness, anger (RAF-DB's order)."""
@@ -183,12 +177,8 @@ def list_mmi(
         view, media, subject = read_session(folder / "session.xml")
         if view not in views:
             continue
-        emotions = set()
-        for annotation in sorted(folder.glob("*.xml")):
-            if annotation.name.lower() != "session.xml":
-                value = read_emotion(annotation)
-                if value is not None:
-                    emotions.add(value)
+        annotations = [a for a in sorted(folder.glob("*.xml")) if a.name.lower() != "session.xml"]
+        emotions = {value for value in map(read_emotion, annotations) if value is not None}
         if not emotions:
             continue  # AU-only session
         if len(emotions) > 1:
@@ -196,21 +186,15 @@ def list_mmi(
             continue
         label_name = EMOTION_VALUES[emotions.pop()]
         video, frames = _media(folder, media)
-        if video is None and not frames:
-            if on_bad_image == "error":
+        try:
+            if video is None and not frames:
                 raise BadImageError(folder, "no video or frame images in this MMI session")
-            skipped["no video or frames"] += 1
+            count = video_frame_count(video) if video is not None else len(frames)
+        except BadImageError:
+            if on_bad_image == "error":
+                raise
+            skipped["no video or frames" if video is None else "unreadable video"] += 1
             continue
-        if video is not None:
-            try:
-                count = video_frame_count(video)
-            except BadImageError:
-                if on_bad_image == "error":
-                    raise
-                skipped["unreadable video"] += 1
-                continue
-        else:
-            count = len(frames)
         if count < 1 + peak_frames:
             skipped[f"fewer than {1 + peak_frames} frames"] += 1
             continue

@@ -18,13 +18,8 @@ from exprgan.datamodules.images import ImageFolderDataModule, missing_root
 MULTIPIE_CLASSES: tuple[str, ...] = ("neutral", "smile", "surprise", "squint", "disgust", "scream")
 
 EXPRESSION_OF_RECORDING: dict[tuple[int, int], str] = {
-    (1, 1): "neutral",
-    (2, 1): "neutral",
-    (3, 1): "neutral",
-    (4, 1): "neutral",
-    (4, 2): "neutral",
-    (1, 2): "smile",
-    (3, 2): "smile",
+    **dict.fromkeys([(1, 1), (2, 1), (3, 1), (4, 1), (4, 2)], "neutral"),
+    **dict.fromkeys([(1, 2), (3, 2)], "smile"),
     (2, 2): "surprise",
     (2, 3): "squint",
     (3, 3): "disgust",
@@ -32,22 +27,11 @@ EXPRESSION_OF_RECORDING: dict[tuple[int, int], str] = {
 }
 """Expression of every ``(session, recording)`` of Multi-PIE's multiview set."""
 
-CAMERA_ANGLES: dict[str, int] = {
-    "11_0": -90,
-    "12_0": -75,
-    "09_0": -60,
-    "08_0": -45,
-    "13_0": -30,
-    "14_0": -15,
-    "05_1": 0,
-    "05_0": 15,
-    "04_1": 30,
-    "19_0": 45,
-    "20_0": 60,
-    "01_0": 75,
-    "24_0": 90,
-}
-"""Pan angle in degrees of Multi-PIE's cameras at head height (sign: see ``pose_sign``)."""
+CAMERA_ANGLES: dict[str, int] = dict(
+    zip("11_0 12_0 09_0 08_0 13_0 14_0 05_1 05_0 04_1 19_0 20_0 01_0 24_0".split(), range(-90, 91, 15))
+)
+"""Pan angle in degrees of Multi-PIE's cameras at head height, -90 (11_0) to +90 (24_0) in steps of 15
+(sign: see ``pose_sign``)."""
 
 PAN_CAMERAS: tuple[str, ...] = ("13_0", "14_0", "05_1", "05_0", "04_1")
 """The paper's five poses: -30, -15, 0, +15, +30 degrees."""
@@ -165,8 +149,6 @@ def list_multipie(
     _check_cameras(cameras)
     root = Path(root)
     base = multipie_base(root)
-    prefix = base.relative_to(root).as_posix()
-    prefix = "" if prefix == "." else prefix + "/"
     wanted = None if subjects is None else {_subject_id(s) for s in subjects}
     rows = []
     for session in range(1, 5):
@@ -181,9 +163,9 @@ def list_multipie(
                     continue
                 for camera in cameras:
                     name = f"{subject}_{session:02d}_{recording}_{camera.replace('_', '')}_{illumination:02d}.png"
-                    relative = f"session{session:02d}/multiview/{subject}/{recording}/{camera}/{name}"
-                    if (base / relative).is_file():
-                        rows.append({"path": prefix + relative, "label": 0, "label_name": ""})
+                    path = multiview / subject / recording / camera / name
+                    if path.is_file():
+                        rows.append({"path": path.relative_to(root).as_posix(), "label": 0, "label_name": ""})
     extra = ("session", "recording", "camera", "illumination")
     if not rows:
         problem = f"no image of cameras {list(cameras)} at illumination {illumination:02d}"

@@ -96,13 +96,12 @@ def list_rafdb(root: str | os.PathLike[str], images: ImageKind = "original") -> 
     folder = base / "Image" / images
     if not folder.is_dir():
         raise missing_root("RAF-DB", root, f"no Image/{images}/ folder beside EmoLabel/", RAFDB_LAYOUT, RAFDB_OBTAIN)
-    prefix = base.relative_to(root).as_posix()
-    prefix = "" if prefix == "." else prefix + "/"
+    image_dir = (base / "Image").relative_to(root).as_posix()  # relative to root: Image or basic/Image
     rows = []
     for name, label in read_rafdb_labels(label_file):
         stem = name.rsplit(".", 1)[0]
-        original = f"{prefix}Image/original/{name}"
-        aligned = f"{prefix}Image/aligned/{stem}_aligned.jpg"
+        original = f"{image_dir}/original/{name}"
+        aligned = f"{image_dir}/aligned/{stem}_aligned.jpg"
         rows.append(
             {
                 "path": aligned if images == "aligned" else original,
