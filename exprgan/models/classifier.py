@@ -77,14 +77,9 @@ class ExpressionClassifier(nn.Module):
         if self.uses_representation:
             if representation is None:
                 raise ValueError("this classifier fuses G_enc's representation: pass representation=G_enc(images)")
-            if representation.shape[0] != x.shape[0] or representation.shape[1:] != (
-                self.representation_channels,
-                *x.shape[-2:],
-            ):
-                raise ValueError(
-                    f"representation must be [{x.shape[0]}, {self.representation_channels}, "
-                    f"{x.shape[-2]}, {x.shape[-1]}], got {tuple(representation.shape)}"
-                )
+            expected = (x.shape[0], self.representation_channels, *x.shape[-2:])
+            if representation.shape != expected:
+                raise ValueError(f"representation must be {list(expected)}, got {tuple(representation.shape)}")
             x = torch.cat([x, representation], dim=1)
         return self.head(self.pool(self.fuse(x)).flatten(1))  # [N, fused, 7, 7] -> [N, n]
 

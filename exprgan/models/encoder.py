@@ -46,12 +46,10 @@ class Encoder(nn.Module):
                 f"Encoder expects images [N, C, H, W] with H and W multiples of {self.stride}, "
                 f"got shape {tuple(images.shape)}"
             )
-        features = []
-        x = images
+        features = [images]
         for block in self.blocks:
-            x = block(x)
-            features.append(x)
-        return features
+            features.append(block(features[-1]))
+        return features[1:]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:  # [N, 3, H, W] -> [N, 512, H/32, W/32]
         return self.forward_features(images)[-1]

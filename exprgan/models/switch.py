@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -53,10 +54,8 @@ class SwitchUnit(nn.Module):
         self.channels = channels
         self.code_repeat = code_repeat
         self.bounds = block_bounds(channels, num_expressions)
-        block_of_channel = torch.empty(channels, dtype=torch.long)
-        for index, (start, end) in enumerate(self.bounds):
-            block_of_channel[start:end] = index
-        self.register_buffer("block_of_channel", block_of_channel, persistent=False)
+        block_of_channel = torch.repeat_interleave(torch.tensor([end - start for start, end in self.bounds]))
+        self.register_buffer("block_of_channel", block_of_channel, persistent=False)  # [C]: block of each channel
 
     @property
     def code_channels(self) -> int:
@@ -100,9 +99,7 @@ class SwitchUnit(nn.Module):
 
     def code(self, y_a: torch.Tensor, y_b: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """Switch code S for swapping ``y_a`` and ``y_b``: ``[N, code_repeat * n, h, w]``."""
-        one_hot = like.new_zeros(y_a.shape[0], self.num_expressions)
-        one_hot.scatter_(1, y_a.unsqueeze(1), 1.0)
-        one_hot.scatter_(1, y_b.unsqueeze(1), 1.0)
+        one_hot = (F.one_hot(y_a, self.num_expressions) | F.one_hot(y_b, self.num_expressions)).to(like.dtype)
         tiled = one_hot.repeat(1, self.code_repeat)  # [N, 20n]
         return tiled[:, :, None, None].expand(-1, -1, *like.shape[-2:])
 

@@ -52,10 +52,7 @@ class CanonicalFace:
 def key_points(landmarks: np.ndarray) -> np.ndarray:
     """``float64 [3, 2]``: left eye centre, right eye centre, mouth centre of 68 landmarks ``[68, 2]``."""
     landmarks = np.asarray(landmarks, dtype=np.float64)
-    left, right = MOUTH_CORNERS
-    return np.stack(
-        [landmarks[LEFT_EYE].mean(axis=0), landmarks[RIGHT_EYE].mean(axis=0), (landmarks[left] + landmarks[right]) / 2]
-    )
+    return np.stack([landmarks[part].mean(axis=0) for part in (LEFT_EYE, RIGHT_EYE, list(MOUTH_CORNERS))])
 
 
 def _height(eye_left: np.ndarray, eye_right: np.ndarray, mouth: np.ndarray) -> float:

@@ -67,7 +67,6 @@ class DlibBackend:
         self.predictor_path = _check_predictor(predictor_path)
         self.upsample = int(upsample)
         self.adjust_threshold = float(adjust_threshold)
-        self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(self.predictor_path))
 
@@ -81,7 +80,6 @@ class DlibBackend:
         return {"predictor_path": str(path), "upsample": int(upsample), "adjust_threshold": float(adjust_threshold)}
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """All faces of ``image`` (``uint8 [H, W, 3]`` RGB), most confident first."""
         image = np.ascontiguousarray(image, dtype=np.uint8)
         rectangles, scores, _ = self._detector.run(image, self.upsample, self.adjust_threshold)
         detections = []

@@ -125,13 +125,11 @@ class FaceAlignmentBackend:
 
         options = self.prepare(detector_weights, landmark_weights, device, filter_threshold, flip_input, download)
         self.device = options["device"] or ("cuda" if torch.cuda.is_available() else "cpu")
-        detector_path = Path(options["detector_weights"])
+        weights = options["detector_weights"]
         try:
-            detector = SFDDetector(
-                device=self.device, path_to_detector=str(detector_path), filter_threshold=filter_threshold
-            )
+            detector = SFDDetector(device=self.device, path_to_detector=weights, filter_threshold=filter_threshold)
         except (RuntimeError, OSError, ValueError, KeyError) as error:
-            raise BackendWeightsError(f"{detector_path} is not an S3FD weights file: {error}") from error
+            raise BackendWeightsError(f"{weights} is not an S3FD weights file: {error}") from error
         net = _load_fan(Path(options["landmark_weights"]), self.device)
         self._model = _offline_face_alignment(detector, net, self.device, flip_input)
 
@@ -157,7 +155,6 @@ class FaceAlignmentBackend:
         }
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """All faces of ``image`` (``uint8 [H, W, 3]`` RGB), most confident first."""
         image = np.ascontiguousarray(image, dtype=np.uint8)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No faces were detected")

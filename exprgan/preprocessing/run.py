@@ -160,9 +160,8 @@ def _run_pool(tasks: list[Task], spec: BackendSpec, workers: int, start_method: 
     context = multiprocessing.get_context(start_method)
     executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(spec,))
     pending: set[Future[dict[str, Any]]] = set()
-    queue = iter(tasks)
     try:
-        for task in queue:
+        for task in tasks:
             pending.add(executor.submit(_process_in_worker, task))
             if len(pending) >= 4 * workers:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -228,15 +227,13 @@ def preprocess(
     spec = (BackendSpec(backend) if isinstance(backend, str) else backend).prepared()
     out, root = Path(out), Path(root)
     described = spec.describe()
+    backend_options = {k: v for k, v in described["options"].items() if k not in ("device", "download")}
     settings = {
         "size": size,
         "border": border,
         "detect_max_side": detect_max_side,
         "canonical": canonical.to_dict(),
-        "backend": {
-            "name": described["name"],
-            "options": {k: v for k, v in described["options"].items() if k not in ("device", "download")},
-        },
+        "backend": {"name": described["name"], "options": backend_options},
     }
     out.mkdir(parents=True, exist_ok=True)
     check_settings(out, settings)

@@ -171,9 +171,7 @@ def cv_main(args: Sequence[str]) -> None:
     """``exprgan cv``: fit and test every cross-validation fold, then report mean and std."""
     usage = "exprgan cv --config FILE [--config FILE ...] [fit options ...] [--folds K [K ...]] [--runs-dir DIR]"
     parser = tool_parser("exprgan cv", __doc__, usage=usage + " [--overwrite]")
-    parser.add_argument(
-        "--folds", type=int, nargs="+", default=None, help="test folds to run (default: 0 .. num_folds - 1)"
-    )
+    parser.add_argument("--folds", type=int, nargs="+", help="test folds to run (default: 0 .. num_folds - 1)")
     parser.add_argument("--runs-dir", type=Path, help="output folder (default: runs/cv-<first config's name>)")
     parser.add_argument("--overwrite", action="store_true", help="rerun folds already done (their folders deleted)")
     parser.add_argument("--digits", type=int, default=2, help="decimals in markdown (2)")

@@ -19,6 +19,7 @@ Written into ``--out``: ``report.md`` (all tables) and ``report_<table>.md`` / `
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -101,10 +102,8 @@ def pose_table(runs: Sequence[RunResult]) -> pd.DataFrame | None:
         for run in runs
     ]
     poses = list(dict.fromkeys(k for row in rows for k in row if k != "average"))
-    try:
+    with contextlib.suppress(ValueError):  # names that are not numbers keep their order
         poses.sort(key=float)  # "-30", "-15", "0", "+15", "+30"
-    except ValueError:
-        pass
     return _frame(rows, runs, [*poses, "average"])
 
 
