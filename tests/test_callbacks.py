@@ -81,5 +81,9 @@ def test_the_synthesis_checkpoints_hold_the_moving_average_of_each_batchs_weight
     for key in floating:
         torch.testing.assert_close(saved["state_dict"][key], expected[key], rtol=0, atol=1e-6)
         torch.testing.assert_close(loaded[key], expected[key], rtol=0, atol=1e-6)
+    # the premise: the average is far (10 x the atol above) from the weights training stopped with, so a
+    # checkpoint of the last weights fails the comparisons. Safe on any machine: each of Adam's first
+    # steps moves a weight with a non-zero gradient by about gan_lr (2e-4), and G took two since the
+    # first state, so some weight of G is about 4e-4 from the average (1e-5 is 40 times less).
     last = recorder.states[-1]
-    assert any((expected[k] - last[k]).abs().max() > 1e-4 for k in floating if k.startswith("generator."))
+    assert any((expected[k] - last[k]).abs().max() > 1e-5 for k in floating if k.startswith("generator."))

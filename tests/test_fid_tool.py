@@ -1,4 +1,4 @@
-"""``exprgan fid``: two demo checkpoints, one side-by-side per-expression table (acceptance 2 of issue 5)."""
+"""``exprgan fid``: two demo checkpoints give one side-by-side per-expression table; errors name the cause."""
 
 from __future__ import annotations
 

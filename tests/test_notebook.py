@@ -1,4 +1,4 @@
-"""The quickstart notebook runs top to bottom (issue 5, acceptance 6)."""
+"""The quickstart notebook runs top to bottom: no error, its three figures, the transfer L1 and the accuracy printed."""
 
 from __future__ import annotations
 

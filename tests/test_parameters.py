@@ -1,4 +1,4 @@
-"""Parameter counts against the paper, Sec. IV-B (acceptance 1)."""
+"""Parameter counts against the paper, Sec. IV-B."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """``exprgan recognize`` on real photographs (scikit-image's astronaut and coffee), offline, with dlib.
 
-Issue 5, acceptance 3: one face row for the astronaut (the mission patch's weak detection is
-below the default threshold) with probabilities summing to 1; a photo without a face and an
-unreadable file get their rows; folders are searched.
+One face row for the astronaut (the mission patch's weak detection is below the default
+threshold) with probabilities summing to 1; a photo without a face and an unreadable file get
+their rows; folders are searched.
 """
 
 from __future__ import annotations

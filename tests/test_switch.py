@@ -1,4 +1,4 @@
-"""The switch unit: block boundaries, exact swaps, interpolation, switch code (acceptance 2, 3)."""
+"""The switch unit: block boundaries, exact swaps of the two expressions' blocks, interpolation, the switch code."""
 
 from __future__ import annotations
 

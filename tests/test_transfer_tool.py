@@ -1,12 +1,12 @@
 """``exprgan transfer`` on real photographs (scikit-image's astronaut and coffee), offline, with dlib.
 
-Issue 5, acceptance 4: one reference writes an image of the identity photo's size (the new
-face pasted back), ``--crop-only`` the aligned face, several references a grid; missing faces,
-unknown labels and shared expressions are reported clearly. Issue 14, item 3: the edit is
-pasted through a feathered mask of its landmarks, not as the crop's square. Only the model's
-change is pasted (the photo plus the upsampled ``transfer - crop``), so whatever the model left
-alone keeps the photo's pixels exactly: the known-answer tests below use synthetic alignments
-and need neither dlib nor a trained network.
+One reference writes an image of the identity photo's size (the new face pasted back),
+``--crop-only`` the aligned face, several references a grid; missing faces, unknown labels and
+shared expressions are reported clearly. The edit is pasted through a feathered mask of the
+face's landmarks, not as the crop's square. Only the model's change is pasted (the photo plus
+the upsampled ``transfer - crop``), so whatever the model left alone keeps the photo's pixels
+exactly: the known-answer tests below use synthetic alignments and need neither dlib nor a
+trained network.
 """
 
 from __future__ import annotations
