@@ -230,8 +230,6 @@ class MMIDataModule(ImageFolderDataModule):
 
     Per sequence, the first frame is Neutral (7-class only) and ``peak_frames`` frames
     around the middle carry the sequence's label (the paper: 208 sequences, 830 images).
-    Training set: the folds other than ``fold``; test set: fold ``fold``; validation: the
-    test fold unless ``val_fraction > 0`` holds out training subjects.
 
     Args:
         root: the MMI folder holding ``Sessions/``, or ``Sessions/`` itself.

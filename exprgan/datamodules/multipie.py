@@ -178,10 +178,8 @@ def list_multipie(
 class MultiPIEDataModule(ImageFolderDataModule):
     """Multi-PIE: 6 posed expressions at 5 pan angles, 5-fold subject-independent cross-validation.
 
-    Training set: the folds other than ``fold``; test set: fold ``fold`` (validation: the
-    test fold unless ``val_fraction > 0`` holds out training subjects). Evaluation items
-    carry ``pose``, an index into :attr:`poses` (``["-30", "-15", "0", "+15", "+30"]``),
-    for per-pose accuracy.
+    Evaluation items carry ``pose``, an index into :attr:`poses` (``["-30", "-15", "0", "+15",
+    "+30"]``), for per-pose accuracy.
 
     Args:
         root: Multi-PIE's ``data/`` folder or the folder holding it.
