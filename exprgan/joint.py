@@ -15,9 +15,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torchmetrics.classification import MulticlassAccuracy
 
 from exprgan.losses import LossWeights, PerceptualLoss
-from exprgan.models import ExpressionClassifier, ExpressionCNN, Generator, MultiScaleDiscriminator
+from exprgan.models import ExpressionClassifier, Generator, MultiScaleDiscriminator
 from exprgan.objective import NonFiniteLossError, Objective, Pairs, Terms, check_finite
-from exprgan.offline import pretrain_expression_features
 from exprgan.options import Networks, Optimization, as_group
 from exprgan.rng import rng_states, set_rng_states
 
@@ -108,18 +107,16 @@ class JointExprGAN(pl.LightningModule):
             representation_channels=self.generator.encoder.out_channels if net.expression_representation else 0,
             hidden_features=net.classifier_hidden_features,
         )
-        self.perceptual: PerceptualLoss | None = None
+        self.perceptual: PerceptualLoss | None = None  # a weight of 0 builds no VGG19
         if weights.perceptual > 0:
-            features = ExpressionCNN(num_expressions) if net.perceptual_network == "expression" else None
-            self.perceptual = PerceptualLoss(
-                net.perceptual_pretrained, net.perceptual_weights, net.perceptual_layer_weights, network=features
-            )
+            layers = net.perceptual_layer_weights
+            self.perceptual = PerceptualLoss(net.perceptual_pretrained, net.perceptual_weights, layers)
         self.objective = Objective(
             self.generator, self.discriminator, self.classifier, self.perceptual, weights, r1_every, synthesized_images
         )
-        self.train_accuracy = MulticlassAccuracy(num_expressions, average="micro")
-        self.val_accuracy = MulticlassAccuracy(num_expressions, average="micro")
-        self.test_accuracy = MulticlassAccuracy(num_expressions, average="micro")
+        self.train_accuracy, self.val_accuracy, self.test_accuracy = (
+            MulticlassAccuracy(num_expressions, average="micro") for _ in range(3)
+        )
         self._rng_states_to_restore: dict[str, Any] | None = None
         self._compiled = False
 
@@ -269,8 +266,6 @@ class JointExprGAN(pl.LightningModule):
                 "JointExprGAN takes G's L_C gradient through the classifier by hand, outside fp16's "
                 "loss scaling: use precision='bf16-mixed' (or 32) instead of '16-mixed'"
             )
-        if stage == "fit" and self.perceptual is not None and isinstance(self.perceptual.network, ExpressionCNN):
-            pretrain_expression_features(self.perceptual.network, self.trainer, self.hparams.num_expressions)
 
     def on_fit_start(self) -> None:
         wrapped = self.trainer.strategy.model  # DDP wraps the module once the strategy is set up

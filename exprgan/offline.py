@@ -1,11 +1,6 @@
-"""Small networks trained offline on a data set's real training faces, cached on disk.
-
-Two of exprgan's networks are trained before (or beside) the main run rather than with it:
-the oracle that judges transfers (:mod:`exprgan.evaluation.oracle`) and the expression
-feature network of ``networks.perceptual_network: expression``
-(:class:`~exprgan.models.ExpressionCNN` both). Both are plain supervised classifiers,
-trained here by one seeded loop and cached under a name that hashes what they depend on,
-in the run's ``offline/`` folder (:func:`offline_dir`).
+"""Networks trained offline on a data set's real training faces, cached on disk: the oracle that
+judges transfers (:mod:`exprgan.evaluation.oracle`), a plain supervised classifier trained by one
+seeded loop and cached under a name that hashes what it depends on, in the run's ``offline/``.
 """
 
 from __future__ import annotations
@@ -25,7 +20,6 @@ from tqdm.auto import tqdm
 # The fewest optimiser steps of train_classifier, whatever the set's size: 15 epochs of the
 # demo's 2,100 training faces are 495 steps; of 15 identities' 105 faces, 30.
 MIN_STEPS = 400
-FEATURES_SEED = 4321  # the expression feature network's initialisation and training order
 T = TypeVar("T")
 
 
@@ -127,29 +121,3 @@ def cached(
     tmp.replace(path)
     print(f"exprgan: {name} trained and cached in {path}")
     return network.eval()
-
-
-def pretrain_expression_features(network: nn.Module, trainer: pl.Trainer, num_classes: int) -> None:
-    """Load into ``network`` (an :class:`~exprgan.models.ExpressionCNN`) the weights of one
-    trained on the data's real training faces (the trainer's DataModule's ``training_faces()``),
-    training it first when the run's cache has none."""
-    datamodule = trainer.datamodule
-    faces = getattr(datamodule, "training_faces", None)
-    if faces is None:
-        raise ValueError(
-            "networks.perceptual_network 'expression' trains its network on the data's real training faces, "
-            f"but {type(datamodule).__name__} has no training_faces(); use 'vgg19'"
-        )
-    key = {"data": datamodule.fingerprint(), "classes": num_classes, "version": 1, "min_steps": MIN_STEPS}
-    with torch.random.fork_rng():
-        torch.manual_seed(FEATURES_SEED)
-        fresh = type(network)(num_classes)
-
-    def train(module: nn.Module) -> None:
-        images, labels = faces()
-        train_classifier(module, images, labels, seed=FEATURES_SEED, desc="expression features")
-
-    def load() -> nn.Module:
-        return cached(fresh, offline_dir(trainer), "expression-features", key, train)
-
-    network.load_state_dict(rank_zero_first(trainer, "expression_features", load).state_dict())

@@ -8,7 +8,7 @@ checkpoint's hyperparameters, plain dictionaries (``dataclasses.asdict``).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from exprgan.losses.perceptual import LAYER_WEIGHTS
 from exprgan.models.backbones import BackboneName
@@ -28,13 +28,6 @@ class Networks:
         backbone_weights: local file of those weights (never downloads).
         classifier_hidden_features: width of the classifier's two hidden layers (4096).
         expression_representation: the classifier reads ``G_enc(I)`` (off: the No_ExpR ablation).
-        perceptual_network: the perceptual loss's network: ``"vgg19"`` (the paper's) or
-            ``"expression"``, a small :class:`~exprgan.models.ExpressionCNN` trained
-            offline on the data's real training faces to recognise their expressions, at the
-            start of ``fit`` (cached under the run). Not in the paper: where no ImageNet
-            VGG19 is at hand (the rendered faces, offline), a network whose features describe
-            expressions, as the paper relies on VGG19's to on photographs. It takes at most
-            4 ``perceptual_layer_weights``.
         perceptual_pretrained: ImageNet VGG19 for the perceptual loss (the paper's).
         perceptual_weights: local ``vgg19`` weights file for it.
         perceptual_layer_weights: weights of relu1_1, relu2_1, ... (paper: 1/32 .. 1); a
@@ -56,7 +49,6 @@ class Networks:
     backbone_weights: str | None = None
     classifier_hidden_features: int = 4096
     expression_representation: bool = True
-    perceptual_network: Literal["vgg19", "expression"] = "vgg19"
     perceptual_pretrained: bool = True
     perceptual_weights: str | None = None
     perceptual_layer_weights: tuple[float, ...] = LAYER_WEIGHTS

@@ -1,8 +1,5 @@
-"""The random number generators' states, in types a ``weights_only`` checkpoint load accepts.
-
-A run resumed from a checkpoint draws the same dropout masks and augmentations as the
-uninterrupted run only if it restores these too (Lightning's checkpoints do not hold them).
-"""
+"""The random generators' states, in types a ``weights_only`` checkpoint load accepts: a resumed run
+draws the dropout masks of the uninterrupted one only if it restores them (Lightning's checkpoints do not)."""
 
 from __future__ import annotations
 

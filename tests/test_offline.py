@@ -1,4 +1,4 @@
-"""Networks trained offline (the oracle, the expression features): how long they train."""
+"""Networks trained offline (the oracle): how long they train, that they learn, deterministically, and the cache."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from exprgan.offline import MIN_STEPS, train_classifier
+from exprgan.models import ExpressionCNN
+from exprgan.offline import MIN_STEPS, cached, train_classifier
 
 
 def _steps(num_images: int, **options) -> int:
@@ -36,3 +37,49 @@ def test_a_small_set_trains_for_at_least_min_steps(num_images: int, expected: in
 def test_min_steps_zero_leaves_epochs_in_charge() -> None:
     assert _steps(10, min_steps=0) == 15
     assert _steps(10, epochs=3, min_steps=0) == 3
+
+
+def squares(n_per_class: int = 12, classes: int = 3, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grey noise with a bright square whose corner tells the class: a task any classifier learns."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(classes).repeat_interleave(n_per_class)
+    images = 0.1 * torch.randn(len(labels), 3, size, size, generator=generator) - 0.5
+    for k, label in enumerate(labels.tolist()):
+        row, col = divmod(label, 2)
+        images[k, :, 4 + 14 * row : 14 + 14 * row, 4 + 14 * col : 14 + 14 * col] = 0.9
+    return images, labels
+
+
+def test_train_classifier_learns_a_separable_task_deterministically() -> None:
+    """Catches: a loop that does not step (accuracy at chance), labels misaligned with images
+    by the shuffle, a seed that does not fix the result."""
+    images, labels = squares()
+    network = ExpressionCNN(3, width=8)
+    first = train_classifier(network, images, labels, epochs=10, batch_size=12, progress=False, min_steps=0)
+    logits = first(images)
+    assert float((logits.argmax(1) == labels).float().mean()) == 1.0
+    a = train_classifier(_seeded(), images, labels, epochs=2, batch_size=12, progress=False, min_steps=0)
+    b = train_classifier(_seeded(), images, labels, epochs=2, batch_size=12, progress=False, min_steps=0)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def _seeded() -> nn.Module:
+    torch.manual_seed(0)
+    return ExpressionCNN(3, width=8)
+
+
+def test_cached_trains_once_per_key(tmp_path) -> None:
+    """Catches: retraining on every call (the cache unused), a cache shared across different
+    keys (a network trained on other data reused), weights not restored from the file."""
+    calls = []
+
+    def train(network: nn.Module) -> None:
+        calls.append(1)
+        with torch.no_grad():
+            network.weight.fill_(len(calls))
+
+    first = cached(nn.Linear(2, 2), tmp_path, "net", {"data": 1}, train)
+    again = cached(nn.Linear(2, 2), tmp_path, "net", {"data": 1}, train)
+    other = cached(nn.Linear(2, 2), tmp_path, "net", {"data": 2}, train)
+    assert len(calls) == 2 and len(list(tmp_path.glob("net-*.pt"))) == 2
+    assert torch.equal(first.weight, again.weight) and float(other.weight[0, 0]) == 2.0

@@ -12,12 +12,8 @@ from exprgan.objective import Pairs
 
 
 class TrainingImages(pl.Callback):
-    """Every ``every_n_batches`` training batches, log ``[I_a, I_b, I_c, I_d, I'_a, I'_b]`` (one row
-    each, up to 8 pairs) as ``train/pairs``, from G as it is after the batch's updates.
-
-    Args:
-        every_n_batches: batches between two grids (counted by the pair stream's ``step``).
-    """
+    """Every ``every_n_batches`` training batches (by the pair stream's ``step``), log ``[I_a, I_b,
+    I_c, I_d, I'_a, I'_b]`` (a row each, up to 8 pairs) as ``train/pairs``, from G after the batch."""
 
     def __init__(self, every_n_batches: int = 500) -> None:
         if every_n_batches < 1:

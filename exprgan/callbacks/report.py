@@ -48,8 +48,7 @@ class EvaluationReport(pl.Callback):
         names = pl_module.class_names
         poses = list(getattr(trainer.datamodule, "poses", None) or []) or None
         self.recognition = ExpressionMetrics(names, pose_names=poses).to(pl_module.device)
-        # the transfers' metrics per stage; the test's takes the oracle's verdicts when the data has one
-        self.transfers = {"val": TransferMetrics(names, with_oracle=False).to(pl_module.device)}
+        self.transfers = {"val": TransferMetrics(names, with_oracle=False).to(pl_module.device)}  # "test": at its start
         self.oracle_accuracy = MulticlassAccuracy(len(names), average="micro").to(pl_module.device)
         self.oracle: Callable[[torch.Tensor], torch.Tensor] | None = None
 

@@ -4,9 +4,7 @@ A transfer is judged by whether a classifier that has never seen the model recog
 target expression in it (the field's "target accuracy", e.g. StarGAN's classification error
 on edited faces). The oracle is a small CNN trained from scratch, seeded, on the *real*
 rendered faces of the training identities only; it shares no weights and no training with
-the model it judges. (The option ``networks.perceptual_network: expression`` trains the same
-kind of CNN on the same faces, narrower and with another seed: a generator optimised against it
-can learn what both respond to, so judge such runs by edit recall and collateral L1 as well.)
+the model it judges.
 It is trained offline (:mod:`exprgan.offline`) in about two minutes on two CPU cores for the
 demo's 300 identities at 64 px, and cached on disk, so a test run never downloads anything.
 Its own accuracy on the held-out real test faces is reported beside the target accuracy
@@ -29,12 +27,6 @@ ORACLE_VERSION = 3  # part of the cache key: bump when the network or its traini
 
 # the oracle's network: five stages (24, 48, 48, 96, 192 channels; ~12M multiply-adds at 64 px)
 ORACLE_WIDTH, ORACLE_STRIDES = 24, (2, 2, 1, 2, 2)
-
-
-def _fresh_oracle(num_classes: int, seed: int) -> ExpressionCNN:
-    with torch.random.fork_rng():  # seeded initial weights; the global RNG is untouched
-        torch.manual_seed(seed)
-        return ExpressionCNN(num_classes, ORACLE_WIDTH, ORACLE_STRIDES)
 
 
 @torch.no_grad()
@@ -85,5 +77,7 @@ def rendered_oracle(
             oracle, images, labels, epochs=epochs, min_steps=min_steps, seed=seed, desc="oracle", progress=progress
         )
 
-    with torch.inference_mode(False), torch.enable_grad():
-        return cached(_fresh_oracle(datamodule.num_expressions, seed), cache_dir, "oracle", key, train)
+    with torch.inference_mode(False), torch.enable_grad(), torch.random.fork_rng():  # the global RNG untouched
+        torch.manual_seed(seed)  # the initial weights
+        oracle = ExpressionCNN(datamodule.num_expressions, ORACLE_WIDTH, ORACLE_STRIDES)
+        return cached(oracle, cache_dir, "oracle", key, train)

@@ -58,10 +58,6 @@ class VGGFeatures(nn.Module):
     def train(self, mode: bool = True) -> VGGFeatures:
         return super().train(False)
 
-    def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """The activations of ``layers`` for images ``[N, 3, H, W]`` in ``[-1, 1]`` (a forward call)."""
-        return self(images)
-
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = self.normalize(images)
         taps = []
@@ -86,10 +82,6 @@ class PerceptualLoss(nn.Module):
         layer_weights: weight of each layer, relu1_1 first (1/32, 1/16, 1/8, 1/4, 1). A
             shorter sequence uses only the first layers, and runs only the VGG blocks they
             need (e.g. ``(0.25, 0.5, 1)``: relu1_1 .. relu3_1, a cheap CPU setting).
-        network: a feature network in place of VGG19 (then ``pretrained`` and
-            ``weights_path`` are unused) whose ``feature_maps(images)`` gives a list of feature
-            maps of images in ``[-1, 1]``, at least one per layer weight (e.g.
-            :class:`~exprgan.models.ExpressionCNN`).
     """
 
     def __init__(
@@ -97,34 +89,17 @@ class PerceptualLoss(nn.Module):
         pretrained: bool = True,
         weights_path: str | os.PathLike[str] | None = None,
         layer_weights: Sequence[float] = LAYER_WEIGHTS,
-        network: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        if network is None:
-            if not 1 <= len(layer_weights) <= len(VGG19_RELU_X_1):
-                raise ValueError(f"layer_weights needs 1 to {len(VGG19_RELU_X_1)} weights, got {len(layer_weights)}")
-            network = VGGFeatures(pretrained, weights_path, layers=VGG19_RELU_X_1[: len(layer_weights)])
-        maps = getattr(network, "num_maps", None)
-        if maps is not None and len(layer_weights) > maps:
-            raise ValueError(f"{len(layer_weights)} layer weights for a network with {maps} feature maps")
-        self.network = network.requires_grad_(False).eval()
+        if not 1 <= len(layer_weights) <= len(VGG19_RELU_X_1):
+            raise ValueError(f"layer_weights needs 1 to {len(VGG19_RELU_X_1)} weights, got {len(layer_weights)}")
+        self.network = VGGFeatures(pretrained, weights_path, layers=VGG19_RELU_X_1[: len(layer_weights)])
         self.layer_weights = tuple(layer_weights)
-
-    def train(self, mode: bool = True) -> PerceptualLoss:
-        super().train(mode)
-        self.network.eval()  # frozen: BatchNorm statistics never move
-        return self
-
-    def _features(self, images: torch.Tensor) -> list[torch.Tensor]:
-        taps = self.network.feature_maps(images)
-        if len(taps) < len(self.layer_weights):
-            raise ValueError(f"{len(self.layer_weights)} layer weights for a network with {len(taps)} feature maps")
-        return taps[: len(self.layer_weights)]
 
     def forward(
         self, images_a: torch.Tensor, images_b: torch.Tensor, image_c: torch.Tensor, image_d: torch.Tensor
     ) -> torch.Tensor:
         with torch.no_grad():  # real faces are data and the network is frozen: their features are constants
-            f_a, f_b = zip(*(f.chunk(2) for f in self._features(torch.cat([images_a, images_b]))))
-        f_c, f_d = zip(*(f.chunk(2) for f in self._features(torch.cat([image_c, image_d]))))
+            f_a, f_b = zip(*(f.chunk(2) for f in self.network(torch.cat([images_a, images_b]))))
+        f_c, f_d = zip(*(f.chunk(2) for f in self.network(torch.cat([image_c, image_d]))))
         return perceptual_loss(f_a, f_d, self.layer_weights) + perceptual_loss(f_b, f_c, self.layer_weights)

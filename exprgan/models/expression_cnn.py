@@ -1,5 +1,4 @@
-"""A small expression CNN, trained offline: the oracle that judges transfers, and the perceptual
-loss's network where no ImageNet VGG19 is at hand."""
+"""A small expression CNN, trained offline: the oracle that judges transfers."""
 
 from __future__ import annotations
 
@@ -13,10 +12,7 @@ class ExpressionCNN(nn.Module):
     """Conv-BN-ReLU stages (a stride-2 stage halves the side), global average pool, linear head.
 
     Trained (offline, by :func:`exprgan.offline.train_classifier`) to recognise the expressions
-    of a data set's real training faces. The oracle (:mod:`exprgan.evaluation.oracle`) uses its
-    logits; ``networks.perceptual_network: expression`` its stages' outputs
-    (:meth:`feature_maps`), which describe a face's expression far more than its identity, as
-    the paper's ImageNet VGG19 features do on photographs.
+    of a data set's real training faces: the oracle of :mod:`exprgan.evaluation.oracle`.
 
     Args:
         num_classes: expressions to recognise.
@@ -35,16 +31,10 @@ class ExpressionCNN(nn.Module):
             for cin, cout, stride in zip(widths, widths[1:], strides)
         )
         self.head = nn.Linear(widths[-1], num_classes)
-        self.num_maps = len(strides)  # feature maps :meth:`feature_maps` returns
-
-    def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Every stage's output for images ``[N, 3, H, W]`` in ``[-1, 1]``."""
-        maps, x = [], images
-        for stage in self.stages:
-            x = stage(x)
-            maps.append(x)
-        return maps
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Expression logits ``[N, num_classes]``."""
-        return self.head(self.feature_maps(images)[-1].mean((2, 3)))
+        """Expression logits ``[N, num_classes]`` of images ``[N, 3, H, W]`` in ``[-1, 1]``."""
+        x = images
+        for stage in self.stages:
+            x = stage(x)
+        return self.head(x.mean((2, 3)))
