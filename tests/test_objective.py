@@ -383,3 +383,54 @@ def test_the_mismatch_term_judges_real_faces_fake_under_the_other_faces_label(st
     d_total = WEIGHTS["adversarial"] * m["d/adversarial"] + WEIGHTS["interpolation"] * m["d/interpolation"]
     assert m["d/total"] == pytest.approx(d_total + 3.7 * m["d/mismatch"], rel=1e-5)
     assert all(r[0] not in ("I_a", "I_b") for r in judged(run, "G"))
+
+
+def test_each_phase_loss_runs_on_plain_networks_without_a_trainer() -> None:
+    """``exprgan.objective.Objective`` on plain ``nn.Module``s: each phase's loss is the weighted sum
+    of its terms, named by their ``LossWeights`` fields; D's and C's losses reach their own network
+    only, G's reaches G (and D and C's head, through which it flows: the step updates G alone).
+    Catches: a term named otherwise than its weight, a total that is not the weighted sum, D's or
+    C's loss reaching G."""
+    from dataclasses import fields
+
+    from exprgan.losses import LossWeights
+    from exprgan.models import ExpressionClassifier, Generator, MultiScaleDiscriminator
+    from exprgan.objective import Objective, Pairs
+
+    torch.manual_seed(0)
+    generator = Generator(7, width=8, identity_init=False)
+    discriminator = MultiScaleDiscriminator(7, 32, width=8, conditioning="projection")
+    classifier = ExpressionClassifier(7, backbone="resnet18", representation_channels=64, hidden_features=16)
+    weights = LossWeights(**{**WEIGHTS, "perceptual": 0.0}, r1=3.0, mismatch=0.7)
+    objective = Objective(generator, discriminator, classifier, None, weights, r1_every=2)
+    pairs = Pairs(images(2, 32), images(2, 32), Y_A, Y_B)
+    out = objective.generate(pairs)
+    networks = {"d": discriminator, "g": generator, "c": classifier}
+    features = objective.backbone_features(pairs, out)
+    losses = {
+        "d": objective.d_loss(pairs, out, step=0),
+        "g": objective.g_loss(pairs, out, features),
+        "c": objective.c_loss(pairs, out, features)[:2],
+    }
+    names = {f.name for f in fields(LossWeights)}
+    expected_terms = {
+        "d": {"adversarial", "interpolation", "mismatch", "r1"},
+        "g": {
+            "adversarial",
+            "interpolation",
+            "reconstruction",
+            "pixel_sum",
+            "change",
+            "total_variation",
+            "classification",
+        },
+        "c": {"classification"},
+    }
+    for phase, (loss, terms) in losses.items():
+        assert set(terms) == expected_terms[phase] and set(terms) <= names, phase
+        scale = {"r1": 2 / 2} if phase == "d" else {}  # r1 / 2 * E||grad D||^2, every 2nd batch at twice the weight
+        weighted = sum(getattr(weights, k) * scale.get(k, 1.0) * float(v.detach()) for k, v in terms.items())
+        assert float(loss) == pytest.approx(float(terms["classification"]) if phase == "c" else weighted, rel=1e-5)
+        touched = {name for name, net in networks.items() if {id(p) for p in net.parameters()} & reached(loss)}
+        assert touched == ({"g", "d", "c"} if phase == "g" else {phase}), phase
+    assert "r1" not in objective.d_loss(pairs, out, step=1)[1]  # lazy: not due on odd batches
