@@ -335,3 +335,21 @@ def test_the_authors_release_settings_reach_the_decoder_and_the_optimisers() -> 
     assert g.defaults["weight_decay"] == d.defaults["weight_decay"] == options["optimization"]["gan_weight_decay"]
     assert c.defaults["weight_decay"] == options["optimization"]["classifier_weight_decay"]
     assert all(s.gamma == options["optimization"]["lr_decay"] for s in schedulers)
+
+
+@pytest.mark.parametrize("side", [2, 7, 8])
+def test_the_classifier_head_is_the_7x7_pool_then_the_linear_layers(side: int) -> None:
+    """The head contracts the pool and its first layer in one einsum: the same function (and
+    gradient) as ``AdaptiveAvgPool2d(7) -> flatten -> Linear``, whatever the map's size. Catches:
+    a pooling matrix with the wrong bins or the weight read in another channel/cell order."""
+    torch.manual_seed(0)
+    classifier = ExpressionClassifier(7, backbone="resnet18", representation_channels=0, hidden_features=16).double()
+    classifier.eval()  # no dropout
+    features = torch.randn(3, 512, side, side, dtype=torch.float64, requires_grad=True)
+    logits = classifier.forward_head(features)
+    fused = classifier.fuse(features)
+    expected = classifier.head(F.adaptive_avg_pool2d(fused, 7).flatten(1))
+    torch.testing.assert_close(logits, expected, rtol=1e-10, atol=1e-12)
+    (grad,) = torch.autograd.grad(logits.square().sum(), features)
+    (expected_grad,) = torch.autograd.grad(expected.square().sum(), features)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-10, atol=1e-12)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from exprgan.models.backbones import BackboneName, ImageNetNormalize, build_backbone
@@ -51,7 +52,6 @@ class ExpressionClassifier(nn.Module):
         self.normalize = ImageNetNormalize()
         self.backbone, backbone_channels = build_backbone(backbone, pretrained, weights_path)
         self.fuse = nn.Conv2d(backbone_channels + representation_channels, fused_channels, kernel_size=1)
-        self.pool = nn.AdaptiveAvgPool2d((7, 7))
         self.head = nn.Sequential(
             nn.Linear(fused_channels * 7 * 7, hidden_features),
             nn.ReLU(inplace=True),
@@ -81,7 +81,15 @@ class ExpressionClassifier(nn.Module):
             if representation.shape != expected:
                 raise ValueError(f"representation must be {list(expected)}, got {tuple(representation.shape)}")
             x = torch.cat([x, representation], dim=1)
-        return self.head(self.pool(self.fuse(x)).flatten(1))  # [N, fused, 7, 7] -> [N, n]
+        fused = self.fuse(x)  # [N, fused, h, w]
+        h, w = fused.shape[-2:]
+        # the 7x7 average pool then the first linear layer, as one contraction that opt_einsum orders:
+        # a map smaller than 7x7 (2x2 at 64 px) is never blown up to 7x7 (same function, fewer FLOPs)
+        pool = F.adaptive_avg_pool2d(torch.eye(h * w, dtype=fused.dtype, device=fused.device).view(-1, 1, h, w), 7)
+        first = self.head[0]
+        weight = first.weight.view(first.out_features, fused.shape[1], 49)
+        hidden = torch.einsum("ncp,pk,ock->no", fused.flatten(2), pool.view(h * w, 49), weight) + first.bias
+        return self.head[1:](hidden)  # [N, n]
 
     def forward(self, images: torch.Tensor, representation: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_head(self.forward_features(images), representation)
