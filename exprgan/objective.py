@@ -170,10 +170,14 @@ class Objective:
         """D's loss on batch ``step``: real faces real, the detached generated faces fake."""
         do_r1 = self.weights.r1 > 0 and step % self.r1_every == 0
         real = pairs.real.detach().requires_grad_(do_r1)
-        parts = {"real": (real, pairs.real_labels), **self.generated(pairs, out, detach=True)}
-        if self.do_mismatch:  # real faces told the other face's expression: what "no change" would give
-            parts["mismatched"] = (real.detach(), pairs.given_labels)
-        logits = judge(self.discriminator, parts)
+        # the real faces in a call of their own (R1 differentiates it alone), each under its own label and,
+        # for the mismatch term, the other face's: what "no change" would give (by projection, one pass)
+        columns = [pairs.real_labels, pairs.given_labels] if self.do_mismatch else [pairs.real_labels]
+        judged_real = self.discriminator(real, torch.stack(columns, dim=1))  # per scale [2N, 1 or 2]
+        logits = judge(self.discriminator, self.generated(pairs, out, detach=True))
+        logits["real"] = [s[:, 0] for s in judged_real]
+        if self.do_mismatch:
+            logits["mismatched"] = [s[:, 1] for s in judged_real]
         terms: Terms = {}
 
         # Eq. 5: real faces to 1 and I_c, I_d to 0, averaged over all of them per scale

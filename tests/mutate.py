@@ -110,8 +110,8 @@ EXTRA_MUTATIONS: tuple[Mutation, ...] = (
         "i",
         "D told y_b for I_a and y_a for I_b",
         OBJECTIVE,
-        '"real": (real, pairs.real_labels)',
-        '"real": (real, pairs.given_labels)',
+        "columns = [pairs.real_labels, pairs.given_labels] if self.do_mismatch else [pairs.real_labels]",
+        "columns = [pairs.given_labels, pairs.given_labels] if self.do_mismatch else [pairs.given_labels]",
     ),
     Mutation(
         "j",
@@ -131,8 +131,8 @@ EXTRA_MUTATIONS: tuple[Mutation, ...] = (
         "l",
         "generated images not detached in D's phase",
         OBJECTIVE,
-        "**self.generated(pairs, out, detach=True)}",
-        "**self.generated(pairs, out, detach=False)}",
+        "judge(self.discriminator, self.generated(pairs, out, detach=True))",
+        "judge(self.discriminator, self.generated(pairs, out, detach=False))",
     ),
 )
 

@@ -353,3 +353,16 @@ def test_the_classifier_head_is_the_7x7_pool_then_the_linear_layers(side: int) -
     (grad,) = torch.autograd.grad(logits.square().sum(), features)
     (expected_grad,) = torch.autograd.grad(expected.square().sum(), features)
     torch.testing.assert_close(grad, expected_grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("conditioning", ["projection", "concat"])
+def test_a_discriminator_judges_each_image_under_several_labels_as_under_each_alone(conditioning: str) -> None:
+    """``D(images, labels [N, K])`` is ``[D(images, labels[:, k]) for k]`` as columns (projection reads
+    the blocks once). Catches: columns swapped, labels paired with the wrong images."""
+    torch.manual_seed(0)
+    d = MultiScaleDiscriminator(N, 32, width=8, conditioning=conditioning).double()
+    x = images(3, 32).double()
+    own, other = torch.tensor([0, 5, 2]), torch.tensor([4, 1, 6])
+    together = d(x, torch.stack([own, other], dim=1))
+    for scale, (first, second) in enumerate(zip(d(x, own), d(x, other))):
+        torch.testing.assert_close(together[scale], torch.stack([first, second], dim=1), rtol=1e-12, atol=1e-12)

@@ -125,8 +125,12 @@ class StepRecorder(Callback):
     def _judged(self, module, args, kwargs, output: list[torch.Tensor]) -> list[torch.Tensor]:
         image_batch, labels = [*args, *(kwargs[k] for k in ("images", "labels") if k in kwargs)][:2]
         offset = torch.tensor([INTERPOLATED_OFFSET if self._is_interpolated(row) else 0.0 for row in image_batch])
-        output = [s + offset.to(s) for s in output]
-        self._pending.judged.append((image_batch.detach().clone(), labels.clone(), [s.detach() for s in output]))
+        output = [s + offset.view(-1, *[1] * (s.ndim - 1)).to(s) for s in output]
+        # labels [N, K]: each image judged under K labels, recorded as K rows
+        columns = labels.T if labels.ndim == 2 else labels[None]
+        for k, column in enumerate(columns):
+            logits = [(s[:, k] if s.ndim == 2 else s).detach() for s in output]
+            self._pending.judged.append((image_batch.detach().clone(), column.clone(), logits))
         return output
 
     def on_train_start(self, trainer, pl_module) -> None:

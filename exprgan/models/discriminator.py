@@ -60,26 +60,33 @@ class ConditionalDiscriminator(nn.Module):
         if self.embedding is not None:
             nn.init.xavier_uniform_(self.embedding.weight)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # -> [N] logits
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N]`` of images ``[N, 3, s, s]`` under ``labels [N]``; with ``labels [N, K]``,
+        ``[N, K]``: each image under each of its K labels (by projection, from one pass of the blocks)."""
         if images.shape[-2:] != (self.image_size, self.image_size):
             raise ValueError(
                 f"this discriminator judges {self.image_size}x{self.image_size} images, got {tuple(images.shape[-2:])}"
             )
         if self.embedding is not None:
             x = self.blocks(images)  # [N, 512, s/16, s/16]
-            projection = (self.embedding(labels) * x.sum(dim=(2, 3))).sum(dim=1)  # [N]
-            return self.fc(x.flatten(1)).squeeze(1) + projection
-        condition = F.one_hot(labels, self.num_expressions).to(images.dtype)  # [N, n]
+            pooled = x.sum(dim=(2, 3)).view(len(x), *[1] * (labels.ndim - 1), -1)  # [N, (1,) 512]
+            projection = (self.embedding(labels) * pooled).sum(dim=-1)  # [N (, K)]
+            return self.fc(x.flatten(1)).view(len(x), *[1] * (labels.ndim - 1)) + projection
+        flat = labels.T.reshape(-1) if labels.ndim == 2 else labels  # the label is an input: a pass per label
+        k = len(flat) // len(images)
+        condition = F.one_hot(flat, self.num_expressions).to(images.dtype)  # [K N, n]
         condition = condition[:, :, None, None].expand(-1, -1, *images.shape[-2:])
-        x = self.blocks(torch.cat([images, condition], dim=1))  # [N, 512, s/16, s/16]
-        return self.fc(x.flatten(1)).squeeze(1)
+        inputs = images.repeat(k, 1, 1, 1) if k > 1 else images
+        x = self.blocks(torch.cat([inputs, condition], dim=1))  # [K N, 512, s/16, s/16]
+        logits = self.fc(x.flatten(1)).squeeze(1)  # [K N]
+        return logits.view(k, -1).T if labels.ndim == 2 else logits
 
 
 class MultiScaleDiscriminator(nn.Module):
     """D1 on the full-size image and D2 on it average-pooled to half size.
 
-    ``forward`` returns ``[logits_d1, logits_d2]`` (each ``[N]``), the order the
-    adversarial losses weight 1 and 0.5.
+    ``forward`` returns ``[logits_d1, logits_d2]`` (each ``[N]``, or ``[N, K]`` for labels
+    ``[N, K]``), the order the adversarial losses weight 1 and 0.5.
 
     Args:
         num_expressions: ``n``.
