@@ -169,7 +169,8 @@ class Objective:
     def d_loss(self, pairs: Pairs, out: GeneratorOutput, step: int) -> tuple[torch.Tensor, Terms]:
         """D's loss on batch ``step``: real faces real, the detached generated faces fake."""
         do_r1 = self.weights.r1 > 0 and step % self.r1_every == 0
-        real = pairs.real.detach().requires_grad_(do_r1)
+        leaf = pairs.real.detach().requires_grad_(do_r1)
+        real = leaf.view_as(leaf)  # a view: module hooks (FlopCounterMode) cannot watch a leaf in autograd.grad
         # the real faces in a call of their own (R1 differentiates it alone), each under its own label and,
         # for the mismatch term, the other face's: what "no change" would give (by projection, one pass)
         columns = [pairs.real_labels, pairs.given_labels] if self.do_mismatch else [pairs.real_labels]
