@@ -250,23 +250,29 @@ class Objective:
     def g_classification_loss(self, pairs: Pairs, out: GeneratorOutput, features: BackboneFeatures) -> torch.Tensor:
         """G's ``L_C``: C on the real faces' codes and the generated faces.
 
-        Its gradient reaches the generated pixels through C's backbone by hand, as a term of
-        value 0, so that the shared backbone graph stays C's alone (see :class:`BackboneFeatures`).
+        C's head runs on detached inputs and its gradient is carried to G by hand, as a term of
+        value 0 through the generated pixels (by C's backbone, see :class:`BackboneFeatures`) and
+        the codes: the shared backbone graph stays C's alone, and G's backward pass does not run
+        C's head a second time.
         """
         real_codes = torch.cat([out.code_a, out.code_b])
         if features.pixels is None:  # real faces only: L_C reaches G through their codes alone
             return classification_loss(*self.classify(features.real.detach(), [real_codes], [pairs.real_labels]))
-        leaf = features.features.detach().requires_grad_()  # the gradient stops here ...
         n, generated = features.num_real, torch.cat([out.image_c, out.image_d])
-        code = self.generator.encode(generated) if self.uses_representation else None
+        leaf = features.features.detach().requires_grad_()  # the gradient stops here ...
         if self.uses_representation:  # the real faces reach G through their representation only
-            logits, labels = self.classify(leaf, [real_codes, code], [pairs.real_labels, pairs.given_labels])
+            codes = torch.cat([real_codes, self.generator.encode(generated)])
+            code_leaf = codes.detach().requires_grad_()
+            logits = self.classifier.forward_head(leaf, code_leaf)
+            loss = classification_loss(logits, torch.cat([pairs.real_labels, pairs.given_labels]))
+            grad_features, grad_codes = torch.autograd.grad(loss, [leaf, code_leaf])
+            through = (codes * grad_codes).sum()
         else:
-            logits, labels = self.classify(leaf[n:], [code], [pairs.given_labels])
-        loss = classification_loss(logits, labels)
-        (grad,) = torch.autograd.grad(loss, leaf, retain_graph=True)
-        through_pixels = (generated * features.pixel_gradient(grad)).sum()  # ... and goes on from the pixels
-        return loss + (through_pixels - through_pixels.detach())
+            loss = classification_loss(self.classifier.forward_head(leaf[n:]), pairs.given_labels)
+            (grad_features,) = torch.autograd.grad(loss, leaf)
+            through = 0.0
+        through = through + (generated * features.pixel_gradient(grad_features)).sum()  # ... and goes on to G
+        return loss.detach() + (through - through.detach())
 
     # --- C: Eq. 8 -------------------------------------------------------------------------
     def c_loss(

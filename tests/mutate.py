@@ -88,8 +88,8 @@ EXTRA_MUTATIONS: tuple[Mutation, ...] = (
         "f",
         "G's L_C cut off from the pixels of I_c, I_d",
         OBJECTIVE,
-        "return loss + (through_pixels - through_pixels.detach())",
-        "return loss",
+        "(generated * features.pixel_gradient(grad_features)).sum()",
+        "(generated.detach() * features.pixel_gradient(grad_features)).sum()",
     ),
     Mutation(
         "g",
@@ -124,6 +124,13 @@ EXTRA_MUTATIONS: tuple[Mutation, ...] = (
         "k",
         "G's L_C cut off from the real faces' representation",
         OBJECTIVE,
+        "codes = torch.cat([real_codes, self.generator.encode(generated)])",
+        "codes = torch.cat([real_codes.detach(), self.generator.encode(generated)])",
+    ),
+    Mutation(
+        "m",
+        "G's L_C cut off from the real faces' representation, C reading no generated faces",
+        OBJECTIVE,
         "real_codes = torch.cat([out.code_a, out.code_b])",
         "real_codes = torch.cat([out.code_a, out.code_b]).detach()",
     ),
@@ -136,7 +143,12 @@ EXTRA_MUTATIONS: tuple[Mutation, ...] = (
     ),
 )
 
-TESTS: tuple[str, ...] = ("tests/test_objective.py", "tests/test_joint.py", "tests/test_losses.py")
+TESTS: tuple[str, ...] = (
+    "tests/test_objective.py",
+    "tests/test_joint.py",
+    "tests/test_losses.py",
+    "tests/test_training_step.py",
+)
 COPIED: tuple[str, ...] = ("exprgan", "tests", "pyproject.toml")
 ROOT = Path(__file__).resolve().parent.parent
 
