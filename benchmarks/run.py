@@ -39,9 +39,11 @@ import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
 import torchvision  # noqa: E402
 import yaml  # noqa: E402
+from pytorch_lightning.callbacks import WeightAveraging  # noqa: E402
 from torch.utils.data import DataLoader, IterableDataset  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from exprgan.cli import exprgan_cli  # noqa: E402
 from exprgan.joint import OPTIMIZER_STEPS_PER_BATCH, JointExprGAN  # noqa: E402
 from exprgan.losses import LossWeights  # noqa: E402
 from exprgan.options import Networks, Optimization  # noqa: E402
@@ -77,6 +79,13 @@ PAPER_LOSS_WEIGHTS = LossWeights(
     r1=0.0,
 )
 PAPER_OPTIMIZATION = Optimization(gan_lr=2e-4, gan_betas=(0.5, 0.999), classifier_lr=1e-3, classifier_momentum=0.9)
+
+
+# The rendered-face configurations as a user runs them (composed configs), timed as configured
+CONFIGURATIONS: dict[str, list[str]] = {
+    "demo": ["experiments/demo.yaml"],
+    "synthesis": ["experiments/demo.yaml", "experiments/synthesis.yaml"],
+}
 
 
 # --- settings ------------------------------------------------------------------------------
@@ -124,17 +133,20 @@ def paper_model(image_size: int, hidden: int, **speed: Any) -> JointExprGAN:
     )
 
 
-def demo_model(image_size: int, **speed: Any) -> JointExprGAN:
-    """``experiments/demo.yaml``'s model at ``image_size``, offline (no pretrained weights).
-
-    With R1 on (compiled graphs have no double backward) it runs eager even when asked to compile.
-    """
-    options = dict(yaml.safe_load((REPO / "experiments" / "demo.yaml").read_text())["model"])
-    options["networks"] = {**options.get("networks", {}), "pretrained": False, "perceptual_pretrained": False}
-    if options.get("loss_weights", {}).get("r1", 0.0) > 0:
-        speed = {**speed, "compile": False}
-    options.update(image_size=image_size, **speed)
-    return JointExprGAN(**options)
+def config_run(
+    configs: list[str], image_size: int, pairs: int, **speed: Any
+) -> tuple[JointExprGAN, list[pl.Callback], Any]:
+    """The model, training callbacks and data of composed ``configs`` as ``exprgan fit`` builds them,
+    at ``image_size`` with ``pairs`` a batch, offline: no pretrained weights, and of the callbacks
+    those that change training (weight averaging), so nothing is written or logged. With R1 on
+    (compiled graphs have no double backward) the model runs eager even when asked to compile."""
+    args = [f"--config={REPO / c}" for c in configs] + ["--model.networks.pretrained=false", "--trainer.logger=false"]
+    args += [f"--data.init_args.image_size={image_size}", f"--data.init_args.batch_size={pairs}"]
+    cli = exprgan_cli(args, run=False, save_config_callback=None)
+    model = cli.model
+    for name, value in speed.items():
+        model.hparams[name] = value and not (name == "compile" and model.weights.r1 > 0)
+    return model, [c for c in cli.trainer.callbacks if isinstance(c, WeightAveraging)], cli.datamodule
 
 
 # --- measuring -----------------------------------------------------------------------------
@@ -229,16 +241,17 @@ class StepTimer(pl.Callback):
 
 
 def train_steps(
-    build: Callable[[], JointExprGAN],
+    build: Callable[[], tuple[JointExprGAN, list[pl.Callback]]],
     config: dict[str, Any],
     device: str,
     precision: str,
     steps: int,
     count_at: int | None,
 ) -> tuple[StepTimer, JointExprGAN]:
-    """``steps`` batches of ``config``'s size through a fresh ``build()`` model in a Lightning Trainer."""
+    """``steps`` batches of ``config``'s size through a fresh ``build()`` model (and its training
+    callbacks) in a Lightning Trainer."""
     torch.manual_seed(0)
-    model = build()
+    model, callbacks = build()
     timer = StepTimer(device, count_at)
     trainer = pl.Trainer(
         accelerator="gpu" if device == "cuda" else "cpu",
@@ -252,45 +265,110 @@ def train_steps(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
-        callbacks=[timer],
+        callbacks=[*callbacks, timer],
     )
     trainer.fit(model, DataLoader(FixedPairs(config["batch"], config["image_size"], steps), batch_size=None))
     return timer, model
 
 
 def benchmark_training(
-    build: Callable[..., JointExprGAN], config: dict[str, Any], s: dict[str, Any], device: str, compile_: bool
+    build: Callable[..., tuple[JointExprGAN, list[pl.Callback]]],
+    config: dict[str, Any],
+    s: dict[str, Any],
+    device: str,
+    compile_: bool,
 ) -> dict[str, Any]:
-    """Pairs/s, FLOPs per step and achieved FLOP/s of ``build(**speed options)``'s training step."""
+    """Seconds and pairs per second, FLOPs and achieved FLOP/s of ``build(**speed options)``'s training
+    batch (its callbacks included). Lazy R1 makes every k-th batch dearer: the mean over whole
+    cycles is what a run pays, the median a typical batch; FLOPs are counted over one cycle."""
     speed, precision = cuda_options(device, compile_)
     compiled = bool(speed.get("compile"))
     warmup = s["warmup"] + (2 if compiled else 0)
     timed = config.get("timed", s["timed"])
     pairs = config["batch"]
     reset_cuda_peak()
-    timer, model = train_steps(
-        lambda: build(**speed), config, device, precision, warmup + timed, None if compiled else 0
-    )
-    flops = timer.flops
-    if flops is None:  # compiled: count on an eager twin (same FLOPs, no recompilation under the counter)
-        eager = {**speed, "compile": False}
-        flops = train_steps(lambda: build(**eager), config, device, "32-true", 1, 0)[0].flops
-    assert flops is not None
-    step = statistics.median(timer.times[warmup:])
+    timer, model = train_steps(lambda: build(**speed), config, device, precision, warmup + timed, None)
+    cycle = int(model.hparams.r1_every) if model.weights.r1 > 0 else 1
+    eager = {**speed, "compile": False}  # (compiled: counted on an eager twin, the same FLOPs)
+    counters = [train_steps(lambda: build(**eager), config, device, "32-true", cycle, k)[0] for k in range(cycle)]
+    flops = sum(int(c.flops or 0) for c in counters) / cycle  # batch k of a fresh run: R1 at 0 only
+    times = timer.times[warmup:]
+    whole = times[: len(times) // cycle * cycle] or times
+    step = statistics.median(times)
     return {
         "image_size": config["image_size"],
         "pairs_per_step": pairs,
         "options": {name: model.hparams[name] for name in speed},  # as the model took them
         "precision": precision,
         "step_s": step,
+        "mean_step_s": statistics.mean(whole),  # over whole R1 cycles: what a run pays a batch
         "step_times_s": timer.times,
         "pairs_per_s": pairs / step,
         "images_read_per_s": 2 * pairs / step,  # a pair is two faces from the loader (I_a, I_b)
-        "flops_per_step": flops,
-        "flop_per_s": flops / step,
+        "flops_per_step": flops,  # the mean over an R1 cycle
+        "flop_per_s": flops / statistics.mean(whole),
         "cuda_peak_bytes": cuda_peak(),
         "cpu_peak_rss_bytes_so_far": cpu_peak_rss(),
     }
+
+
+def batches_in_budget(configs: list[str], trained: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """How many batches a configuration's wall-clock budget (its ``trainer.max_time``) buys on this
+    machine: its mean seconds a batch plus its validation's share (an epoch's validation, timed on
+    its own data, spread over the epoch's batches)."""
+    model, _, data = config_run(configs, config["image_size"], config["batch"])
+    data.setup("fit")
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    start = time.perf_counter()
+    trainer.validate(model, data, verbose=False)
+    validation = time.perf_counter() - start
+    epoch = len(data.train_dataloader())
+    per_batch = trained["mean_step_s"] + validation / epoch
+    budget = 0.0
+    for path in configs:  # the last config that sets it wins
+        value = (yaml.safe_load((REPO / path).read_text()).get("trainer") or {}).get("max_time")
+        if value:
+            days, hours, minutes, seconds = (int(v) for v in str(value).split(":"))
+            budget = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    return {
+        "budget_s": budget,
+        "validation_s_per_epoch": validation,
+        "batches_per_epoch": epoch,
+        "s_per_batch_with_validation": per_batch,
+        "batches_in_budget": int(budget / per_batch) if budget else None,
+    }
+
+
+def benchmark_networks_alone(
+    configs: list[str], config: dict[str, Any], s: dict[str, Any], device: str
+) -> dict[str, Any]:
+    """The rendered-face step's reference: its networks' forward + backward (weights trained) alone,
+    once each at the shapes of a batch: G on the pairs (with interpolation: six decodes a pair), D on
+    the real and generated faces it judges in D's phase, C's backbone on four faces a pair. No
+    losses, no optimiser, no Lightning: how fast this machine runs the step's kernels."""
+    model, _, _ = config_run(configs, config["image_size"], config["batch"])
+    model = model.to(device).train()
+    pairs, size = config["batch"], config["image_size"]
+    generator = torch.Generator().manual_seed(0)
+    a, b = ((torch.rand(pairs, 3, size, size, generator=generator) * 2 - 1).to(device) for _ in range(2))
+    y_a = torch.arange(pairs, device=device) % 7
+    y_b = (y_a + 1) % 7
+
+    def step() -> None:
+        out = model.generator(a, b, y_a, y_b, interpolate=True)
+        made = [out.image_c, out.image_d, out.recon_a, out.recon_b, out.interp_c, out.interp_d]
+        judged = torch.cat([a, b, out.image_c, out.image_d, out.interp_c, out.interp_d])
+        logits = model.discriminator(judged, torch.cat([y_a, y_b] * 3))
+        features = model.classifier.forward_features(torch.cat([a, b, out.image_c, out.image_d]))
+        loss = torch.cat(made).mean() + sum(scale.mean() for scale in logits) + features.mean()
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    flops = count_flops(step)
+    seconds = median_time(step, device, s["warmup"], config.get("timed", s["timed"]))
+    return {"configs": configs, "step_s": seconds, "flops": flops, "flop_per_s": flops / seconds}
 
 
 # --- the limit -------------------------------------------------------------------------------
@@ -519,6 +597,12 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
     if "base" in results:
         base = results["base"]["fraction_of_vgg19_flop_per_s"]
         out["fraction_of_vgg19_flop_per_s"].update(base=base, base_commit=results["base"]["commit"])
+    demo = results["train"]["demo"]
+    out["fraction_of_networks_alone"] = {
+        "value": demo["flop_per_s"] / results["networks_alone"]["flop_per_s"],
+        "step_flop_per_s": demo["flop_per_s"],
+        "networks_alone_flop_per_s": results["networks_alone"]["flop_per_s"],
+    }
     consumed = step["images_read_per_s"]
     delivered = results["data"]["images_per_s"]
     out["data_over_step"] = {
@@ -559,12 +643,28 @@ def table(results: dict[str, Any]) -> str:
     """The one table: metric, value."""
     rows: list[tuple[str, str]] = []
     for name, entry in results["train"].items():
-        label = f"train {name} ({entry['image_size']} px, {entry['pairs_per_step']} pairs): pairs/s"
-        rows.append((label, g(entry["pairs_per_s"])))
+        label = f"train {name} ({entry['image_size']} px, {entry['pairs_per_step']} pairs): s/batch"
+        rows.append((label, f"{entry['step_s']:.3f} (mean {entry['mean_step_s']:.3f})"))
+        rows.append(("  pairs/s", g(entry["pairs_per_s"])))
         rows.append(("  FLOPs per step", g(entry["flops_per_step"])))
         rows.append(("  achieved FLOP/s", g(entry["flop_per_s"])))
         if entry["cuda_peak_bytes"] is not None:
             rows.append(("  CUDA peak memory", g(entry["cuda_peak_bytes"], "B")))
+        budget = results["budgets"].get(name)
+        if budget and budget["batches_in_budget"]:
+            minutes = budget["budget_s"] / 60
+            label = (
+                f"  batches in its {minutes:.0f} minutes (validation {budget['validation_s_per_epoch']:.1f} s an epoch)"
+            )
+            rows.append((label, f"{budget['batches_in_budget']:,}"))
+    alone = results["networks_alone"]
+    rows.append(("rendered-face networks fwd+bwd alone: FLOP/s", g(alone["flop_per_s"])))
+    rows.append(
+        (
+            "  train demo FLOP/s / networks-alone FLOP/s",
+            f"{results['ratios']['fraction_of_networks_alone']['value']:.3f}",
+        )
+    )
     limit = results["limit"]
     label = f"VGG19 fwd+bwd alone (batch {limit['batch']}, {limit['image_size']} px): FLOP/s"
     rows.append((label, g(limit["vgg19_fwd_bwd_flop_per_s"])))
@@ -628,16 +728,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results["data"] = benchmark_data(s, args.device)  # first: before the training runs fill memory
     demo, paper = s["demo"], s["paper"]
 
-    def build_demo(**speed: Any) -> JointExprGAN:
-        return demo_model(demo["image_size"], **speed)
+    def build_config(configs: list[str]) -> Callable[..., tuple[JointExprGAN, list[pl.Callback]]]:
+        return lambda **speed: config_run(configs, demo["image_size"], demo["batch"], **speed)[:2]
 
-    def build_paper(**speed: Any) -> JointExprGAN:
-        return paper_model(paper["image_size"], paper["hidden"], **speed)
+    def build_paper(**speed: Any) -> tuple[JointExprGAN, list[pl.Callback]]:
+        return paper_model(paper["image_size"], paper["hidden"], **speed), []
 
     results["train"] = {
-        "demo_64": benchmark_training(build_demo, demo, s, args.device, args.compile),
-        "paper_256": benchmark_training(build_paper, paper, s, args.device, args.compile),
+        name: benchmark_training(build_config(configs), demo, s, args.device, args.compile)
+        for name, configs in CONFIGURATIONS.items()
     }
+    results["train"]["paper_256"] = benchmark_training(build_paper, paper, s, args.device, args.compile)
+    results["budgets"] = {
+        name: batches_in_budget(configs, results["train"][name], demo) for name, configs in CONFIGURATIONS.items()
+    }
+    results["networks_alone"] = benchmark_networks_alone(CONFIGURATIONS["demo"], demo, s, args.device)
     results["limit"] = benchmark_limit(paper, s, args.device)
     results["inference"] = benchmark_inference(s, args.device)
     results["peak_memory"] = {"cpu_rss_bytes": cpu_peak_rss(), "cuda_max_allocated_bytes": cuda_peak()}

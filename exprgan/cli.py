@@ -10,6 +10,7 @@ import importlib
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from exprgan import __version__
 
@@ -34,23 +35,16 @@ Tools (`exprgan COMMAND --help`):
 """ + "".join(f"  {name:<12} {about}\n" for name, (_, about) in TOOLS.items())
 
 
-def lightning_main(args: Sequence[str] | None) -> None:
-    """``exprgan fit | validate | test | predict --config FILE``."""
+def exprgan_cli(args: Sequence[str] | None, **kwargs: Any) -> Any:
+    """The LightningCLI of ``exprgan fit | validate | test | predict``: ``JointExprGAN``, a
+    ``PairDataModule`` subclass, the data's sizes and class names linked to the model's, the
+    evaluation report (``--report.*``). ``kwargs`` go to ``LightningCLI`` (``run=False``: build
+    the model, data and trainer of ``args``, e.g. ``["--config=experiments/demo.yaml"]``, only)."""
     from pytorch_lightning.cli import LightningCLI
 
-    from exprgan.cache import BadImageError, CacheError
     from exprgan.callbacks import EvaluationReport
-    from exprgan.datamodules import DataRootError, EmptyClassError, LabelFileError, PairDataModule
+    from exprgan.datamodules import PairDataModule
     from exprgan.joint import RETIRED_HPARAMS, JointExprGAN
-    from exprgan.models.pretrained import PretrainedWeightsError
-    from exprgan.objective import NonFiniteLossError
-
-    # JointExprGAN's checkpoints are taken after a batch's three updates, with the pair stream's
-    # next position: a consistent state to resume from, which is what this warning asks about
-    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
-    # a mid-epoch resume is exact: PairDataModule's own state_dict restores the pair stream's
-    # position (tests/test_joint.py checks the losses), which Lightning does not see on the loader
-    warnings.filterwarnings("ignore", message=".*your dataloader is not resumable")
 
     class ExprGANCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (jsonargparse parser)
@@ -70,17 +64,31 @@ def lightning_main(args: Sequence[str] | None) -> None:
             if config.trainer.strategy == "ddp":
                 config.trainer.strategy = "ddp_find_unused_parameters_true"
 
+    options = dict(
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={"logger": {"class_path": "exprgan.loggers.AutoWandbLogger"}},
+    )
+    return ExprGANCLI(JointExprGAN, PairDataModule, args=args, **{**options, **kwargs})
+
+
+def lightning_main(args: Sequence[str] | None) -> None:
+    """``exprgan fit | validate | test | predict --config FILE``."""
+    from exprgan.cache import BadImageError, CacheError
+    from exprgan.datamodules import DataRootError, EmptyClassError, LabelFileError
+    from exprgan.models.pretrained import PretrainedWeightsError
+    from exprgan.objective import NonFiniteLossError
+
+    # JointExprGAN's checkpoints are taken after a batch's three updates, with the pair stream's
+    # next position: a consistent state to resume from, which is what this warning asks about
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+    # a mid-epoch resume is exact: PairDataModule's own state_dict restores the pair stream's
+    # position (tests/test_joint.py checks the losses), which Lightning does not see on the loader
+    warnings.filterwarnings("ignore", message=".*your dataloader is not resumable")
     user_errors = (BadImageError, CacheError, DataRootError, EmptyClassError, LabelFileError, PretrainedWeightsError)
     try:
-        ExprGANCLI(
-            JointExprGAN,
-            PairDataModule,
-            subclass_mode_data=True,
-            args=args,
-            seed_everything_default=0,
-            save_config_kwargs={"overwrite": True},
-            trainer_defaults={"logger": {"class_path": "exprgan.loggers.AutoWandbLogger"}},
-        )
+        exprgan_cli(args)
     except (NonFiniteLossError, *user_errors) as error:
         # bad data, missing weights, a diverged run: the message says what to do, no traceback
         print(f"exprgan: {type(error).__name__}: {error}", file=sys.stderr)

@@ -233,8 +233,8 @@ class JointExprGAN(pl.LightningModule):
 
     # --- optimisation and set-up --------------------------------------------------------
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[Any]]:
-        o = self.optimization
-        adam = {"lr": o.gan_lr, "betas": tuple(o.gan_betas), "weight_decay": o.gan_weight_decay}
+        o = self.optimization  # fused: one kernel a step for all of a network's parameters (the same update)
+        adam = {"lr": o.gan_lr, "betas": tuple(o.gan_betas), "weight_decay": o.gan_weight_decay, "fused": True}
         optimizers = [
             torch.optim.Adam(self.generator.parameters(), **adam),
             torch.optim.Adam(self.discriminator.parameters(), **adam),
@@ -243,6 +243,7 @@ class JointExprGAN(pl.LightningModule):
                 lr=o.classifier_lr,
                 momentum=o.classifier_momentum,
                 weight_decay=o.classifier_weight_decay,
+                fused=True,
             ),
         ]
         schedulers = [torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=o.lr_decay) for opt in optimizers]

@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import Logger
 
-from exprgan.datamodules import PairDataModule
-from exprgan.joint import OPTIMIZER_STEPS_PER_BATCH, JointExprGAN
+from exprgan.cli import exprgan_cli
+from exprgan.joint import OPTIMIZER_STEPS_PER_BATCH
 
 
 class MemoryLogger(Logger):
@@ -54,12 +53,6 @@ class MemoryLogger(Logger):
             self.rows.setdefault(int(step or 0), {}).update(terms)
 
 
-class CLI(LightningCLI):
-    def add_arguments_to_parser(self, parser: Any) -> None:
-        for name in ("num_expressions", "image_size", "class_names"):
-            parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
-
-
 def trace(configs: list[str], batches: int, seed: int, precision: str = "32-true") -> list[dict[str, float]]:
     """Every loss term of the first ``batches`` training batches of ``configs`` (composed) with ``seed``."""
     torch.set_num_threads(1)
@@ -76,7 +69,7 @@ def trace(configs: list[str], batches: int, seed: int, precision: str = "32-true
         "--trainer.enable_progress_bar=false",
         "--trainer.log_every_n_steps=1",
     ]
-    cli = CLI(JointExprGAN, PairDataModule, subclass_mode_data=True, run=False, args=args, save_config_callback=None)
+    cli = exprgan_cli(args, run=False, save_config_callback=None)
     logger = MemoryLogger()
     cli.trainer.loggers = [logger]
     cli.trainer.fit(cli.model, cli.datamodule)

@@ -70,10 +70,19 @@ def test_quick_run_writes_every_figure_next_to_a_base_checkouts(tmp_path: Path) 
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert {"environment", "paper_model", "train", "limit", "inference", "data", "base", "ratios"} <= results.keys()
-    for name in ("demo_64", "paper_256"):
+    expected = {"environment", "paper_model", "train", "limit", "inference", "data", "base", "ratios", "budgets"}
+    assert expected | {"networks_alone"} <= results.keys()
+    for name in ("demo", "synthesis", "paper_256"):
         entry = results["train"][name]
         assert entry["pairs_per_s"] > 0 and entry["flops_per_step"] > 0 and entry["flop_per_s"] > 0
+    for name, minutes in (("demo", 14), ("synthesis", 45)):  # each configuration's own max_time
+        budget = results["budgets"][name]
+        assert budget["budget_s"] == 60 * minutes
+        assert budget["batches_in_budget"] == int(budget["budget_s"] / budget["s_per_batch_with_validation"])
+    alone = results["ratios"]["fraction_of_networks_alone"]
+    assert alone["value"] == pytest.approx(
+        results["train"]["demo"]["flop_per_s"] / results["networks_alone"]["flop_per_s"]
+    )
     for task in ("synthesis", "recognition"):
         for figures in results["inference"][task].values():
             assert figures["ms_per_image"] > 0 and figures["flops_per_image"] > 0
