@@ -5,8 +5,9 @@ them; no pretrained weights) trains on fixed in-memory batches of the configs' s
 loading), under a Lightning ``Trainer`` as in ``exprgan fit``. Measured after a warm-up:
 
 - **phases**: wall time from the batch's start to D's optimiser step, to G's, to C's, and to the
-  batch's end (logging), read from optimiser step hooks: public torch API, so any checkout works
-  (``--repo``), which is how two commits are compared back to back;
+  batch's end (logging and the configs' weight averaging, if any), read from optimiser step
+  hooks: public torch API, so any checkout works (``--repo``), which is how two commits are
+  compared back to back;
 - **networks**: wall time of each network's forward calls (G, D, C's backbone and head);
 - **operators** (``--ops``): ``torch.profiler``'s top operators by self time and the number of
   operators dispatched a batch (each costs a few microseconds of Python and dispatch);
@@ -48,6 +49,26 @@ def merged_model_options(repo: Path, configs: list[str]) -> dict[str, Any]:
     for config in configs:
         merge(options, (yaml.safe_load((repo / config).read_text()) or {}).get("model") or {})
     return options
+
+
+def training_callbacks(repo: Path, configs: list[str]) -> list[Any]:
+    """The configs' ``trainer.callbacks`` that change training (weight averaging), instantiated (the last
+    config listing callbacks wins, as when they compose); checkpoints and image logs are left out."""
+    import importlib
+
+    from pytorch_lightning.callbacks import WeightAveraging
+
+    entries: list[dict[str, Any]] = []
+    for config in configs:
+        listed = ((yaml.safe_load((repo / config).read_text()) or {}).get("trainer") or {}).get("callbacks")
+        entries = listed if listed is not None else entries
+    callbacks = []
+    for entry in entries:
+        module, _, name = entry["class_path"].rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        if issubclass(cls, WeightAveraging):
+            callbacks.append(cls(**(entry.get("init_args") or {})))
+    return callbacks
 
 
 def data_options(repo: Path, configs: list[str]) -> dict[str, Any]:
@@ -149,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
                 "D phase (G forward, D)": m["D"] - m["start"],
                 "G phase (C backbone, G)": m["G"] - m["D"],
                 "C phase": m["C"] - m["G"],
-                "logging": m["end"] - m["C"],
+                "logging, weight averaging": m["end"] - m["C"],
                 "batch": m["end"] - m["start"],
             }
             for name, times in forward_time.items():
@@ -166,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         max_steps=3 * total,
-        callbacks=[phases],
+        callbacks=[*training_callbacks(args.repo, configs), phases],
     )
     trainer.fit(model, DataLoader(FixedBatches(total), batch_size=None))
     rows = phases.rows[args.warmup :]

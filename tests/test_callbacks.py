@@ -9,10 +9,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
-from pytorch_lightning.callbacks import EMAWeightAveraging
 from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
 
-from exprgan.callbacks import ModelCheckpoint
+from exprgan.callbacks import EMAWeightAveraging, ModelCheckpoint
 from exprgan.tools.checkpoints import load_model
 from tests.conftest import tiny_data, tiny_model, tiny_trainer
 
@@ -64,7 +63,7 @@ def test_the_synthesis_checkpoints_hold_the_moving_average_of_each_batchs_weight
     step: 3 a batch here), the first a copy; last.ckpt and load_model give the average, not the
     weights training stopped with."""
     (entry,) = [c for c in yaml.safe_load(SYNTHESIS.read_text())["trainer"]["callbacks"] if "EMA" in c["class_path"]]
-    assert entry["class_path"] == "pytorch_lightning.callbacks.EMAWeightAveraging"
+    assert entry["class_path"] == "exprgan.callbacks.EMAWeightAveraging"
     decay = entry["init_args"]["decay"]
     recorder = _WeightsAfterEachBatch()
     callbacks = [recorder, EMAWeightAveraging(decay=decay), ModelCheckpoint(dirpath=tmp_path, save_last=True)]
