@@ -99,6 +99,13 @@ def main(argv: list[str] | None = None) -> None:
 
     from exprgan.joint import JointExprGAN
 
+    try:  # as the exprgan command does (older checkouts have no such setting)
+        from exprgan.runtime import keep_freed_memory
+
+        keep_freed_memory()
+    except ImportError:
+        pass
+
     if args.threads:
         torch.set_num_threads(args.threads)
     options = merged_model_options(args.repo, configs)

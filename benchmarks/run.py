@@ -47,6 +47,7 @@ from exprgan.cli import exprgan_cli  # noqa: E402
 from exprgan.joint import OPTIMIZER_STEPS_PER_BATCH, JointExprGAN  # noqa: E402
 from exprgan.losses import LossWeights  # noqa: E402
 from exprgan.options import Networks, Optimization  # noqa: E402
+from exprgan.runtime import keep_freed_memory  # noqa: E402
 
 # dense bf16 tensor-core peaks (FLOP/s) for model FLOP utilisation; others report None
 PEAK_BF16: dict[str, float] = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
@@ -709,6 +710,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "with the same options, and report its step's fraction of VGG19 FLOP/s next to this one's",
     )
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as the exprgan command does
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is visible")
     if args.compile and args.device != "cuda":

@@ -97,6 +97,9 @@ def lightning_main(args: Sequence[str] | None) -> None:
 
 def cli_main(args: Sequence[str] | None = None) -> None:
     """Entry point of the ``exprgan`` console script (``args`` default to ``sys.argv[1:]``)."""
+    from exprgan.runtime import keep_freed_memory
+
+    keep_freed_memory()  # large tensors reuse freed memory instead of faulting in fresh pages
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] in TOOLS:
         module, function = TOOLS[argv[0]][0].split(":")
