@@ -314,9 +314,9 @@ def benchmark_training(
 
 
 def batches_in_budget(configs: list[str], trained: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """How many batches a configuration's wall-clock budget (its ``trainer.max_time``) buys on this
-    machine: its mean seconds a batch plus its validation's share (an epoch's validation, timed on
-    its own data, spread over the epoch's batches)."""
+    """How many batches a configuration trains on this machine: as many as its wall-clock budget
+    (``trainer.max_time``) buys at its mean seconds a batch plus its validation's share (an epoch's
+    validation, timed on its own data, spread over the epoch's batches), at most its ``max_steps``."""
     model, _, data = config_run(configs, config["image_size"], config["batch"])
     data.setup("fit")
     trainer = pl.Trainer(
@@ -327,18 +327,25 @@ def batches_in_budget(configs: list[str], trained: dict[str, Any], config: dict[
     validation = time.perf_counter() - start
     epoch = len(data.train_dataloader())
     per_batch = trained["mean_step_s"] + validation / epoch
+    settings: dict[str, Any] = {}
+    for path in configs:  # the last config that sets a value wins
+        settings.update(yaml.safe_load((REPO / path).read_text()).get("trainer") or {})
     budget = 0.0
-    for path in configs:  # the last config that sets it wins
-        value = (yaml.safe_load((REPO / path).read_text()).get("trainer") or {}).get("max_time")
-        if value:
-            days, hours, minutes, seconds = (int(v) for v in str(value).split(":"))
-            budget = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if settings.get("max_time"):
+        days, hours, minutes, seconds = (int(v) for v in str(settings["max_time"]).split(":"))
+        budget = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    configured = settings["max_steps"] // OPTIMIZER_STEPS_PER_BATCH if settings.get("max_steps") else None
+    in_time = int(budget / per_batch) if budget else None
+    reached = min((n for n in (in_time, configured) if n is not None), default=None)
     return {
         "budget_s": budget,
         "validation_s_per_epoch": validation,
         "batches_per_epoch": epoch,
         "s_per_batch_with_validation": per_batch,
-        "batches_in_budget": int(budget / per_batch) if budget else None,
+        "configured_batches": configured,  # max_steps / optimiser steps a batch
+        "batches_in_budget": in_time,  # what max_time alone would allow
+        "batches_trained": reached,  # the first limit reached
+        "minutes_to_train": (reached * per_batch / 60) if reached else None,
     }
 
 
@@ -652,12 +659,10 @@ def table(results: dict[str, Any]) -> str:
         if entry["cuda_peak_bytes"] is not None:
             rows.append(("  CUDA peak memory", g(entry["cuda_peak_bytes"], "B")))
         budget = results["budgets"].get(name)
-        if budget and budget["batches_in_budget"]:
-            minutes = budget["budget_s"] / 60
-            label = (
-                f"  batches in its {minutes:.0f} minutes (validation {budget['validation_s_per_epoch']:.1f} s an epoch)"
-            )
-            rows.append((label, f"{budget['batches_in_budget']:,}"))
+        if budget and budget["batches_trained"]:
+            label = f"  batches it trains (validation {budget['validation_s_per_epoch']:.1f} s an epoch)"
+            minutes = f"{budget['minutes_to_train']:.1f} of its {budget['budget_s'] / 60:.0f} minutes"
+            rows.append((label, f"{budget['batches_trained']:,} of {budget['configured_batches']:,} in {minutes}"))
     alone = results["networks_alone"]
     rows.append(("rendered-face networks fwd+bwd alone: FLOP/s", g(alone["flop_per_s"])))
     rows.append(

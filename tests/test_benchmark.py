@@ -75,10 +75,11 @@ def test_quick_run_writes_every_figure_next_to_a_base_checkouts(tmp_path: Path) 
     for name in ("demo", "synthesis", "paper_256"):
         entry = results["train"][name]
         assert entry["pairs_per_s"] > 0 and entry["flops_per_step"] > 0 and entry["flop_per_s"] > 0
-    for name, minutes in (("demo", 14), ("synthesis", 45)):  # each configuration's own max_time
+    for name, minutes, batches in (("demo", 14, 2100), ("synthesis", 45, 6300)):  # each config's own limits
         budget = results["budgets"][name]
-        assert budget["budget_s"] == 60 * minutes
+        assert budget["budget_s"] == 60 * minutes and budget["configured_batches"] == batches
         assert budget["batches_in_budget"] == int(budget["budget_s"] / budget["s_per_batch_with_validation"])
+        assert budget["batches_trained"] == min(budget["batches_in_budget"], batches)
     alone = results["ratios"]["fraction_of_networks_alone"]
     assert alone["value"] == pytest.approx(
         results["train"]["demo"]["flop_per_s"] / results["networks_alone"]["flop_per_s"]

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
-from exprgan.joint import OPTIMIZER_STEPS_PER_BATCH
+from exprgan.joint import INFERENCE_CHUNK, OPTIMIZER_STEPS_PER_BATCH
 from exprgan.objective import NonFiniteLossError, Pairs
 from tests.conftest import tiny_data, tiny_model, tiny_trainer
 
@@ -241,6 +241,26 @@ def test_predict_and_transfer_outside_lightning() -> None:
     assert torch.allclose(same[0], model.generator.reconstruct(images[:1])[0], atol=1e-5)
     unlabelled = model.transfer(images[:1], references[:1], torch.tensor([0]), None)
     assert unlabelled.shape == (1, 3, 32, 32)
+
+
+def test_inference_in_chunks_gives_each_image_its_own_result_in_order() -> None:
+    """A batch that is not a multiple of the chunk: every image's result is what it gets alone
+    (a chunk dropped, repeated or out of order would break it)."""
+    model = tiny_model().eval()
+    n = 2 * INFERENCE_CHUNK + 3
+    images, references = (torch.rand(n, 3, 32, 32) * 2 - 1 for _ in range(2))
+    labels = torch.arange(n) % 7
+    others = (labels + 1 + torch.arange(n) % 6) % 7
+    probabilities = model.predict_expressions(images)
+    transferred = model.transfer(images, references, labels, others)
+    assert probabilities.shape == (n, 7) and transferred.shape == images.shape
+    for i in (0, INFERENCE_CHUNK, n - 1):
+        alone = model.predict_expressions(images[i : i + 1])[0]
+        assert torch.allclose(probabilities[i], alone, atol=1e-5)
+        single = model.transfer(images[i : i + 1], references[i : i + 1], labels[i : i + 1], others[i : i + 1])
+        assert torch.allclose(transferred[i], single[0], atol=1e-5)
+    predicted = model.transfer(images, references)  # labels from the classifier, chunked too
+    assert predicted.shape == images.shape
 
 
 def test_plain_ddp_is_refused_with_advice() -> None:
