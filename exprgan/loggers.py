@@ -18,9 +18,8 @@ def wandb_logged_in() -> bool:
         return False
     if os.environ.get("WANDB_API_KEY"):
         return True
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
     try:
-        return "api.wandb.ai" in netrc.read_text()
+        return "api.wandb.ai" in Path(os.environ.get("NETRC", Path.home() / ".netrc")).read_text()
     except OSError:
         return False
 

@@ -25,8 +25,7 @@ T = TypeVar("T")
 
 def run_dir(trainer: pl.Trainer) -> Path:
     """A run's folder: the logger's ``save_dir``, else the trainer's ``default_root_dir``."""
-    save_dir = getattr(trainer.logger, "save_dir", None) if trainer.logger is not None else None
-    return Path(save_dir or trainer.default_root_dir)
+    return Path(getattr(trainer.logger, "save_dir", None) or trainer.default_root_dir)
 
 
 def offline_dir(trainer: pl.Trainer) -> Path:
@@ -49,10 +48,9 @@ def rank_zero_first(trainer: pl.Trainer, name: str, make: Callable[[], T]) -> T:
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Shifts of up to 2 pixels, a brightness change and pixel noise: a classifier of
     geometry, not of exact pixel values (a generator's outputs are a little blurred and noisy)."""
-    n = len(images)
     dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=generator))
     shifted = torch.roll(images, shifts=(dy, dx), dims=(2, 3))
-    gain = 1.0 + 0.1 * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
+    gain = 1.0 + 0.1 * (torch.rand(len(images), 1, 1, 1, generator=generator) - 0.5)
     noise = 0.04 * torch.randn(images.shape, generator=generator)
     return (shifted * gain + noise).clamp(-1.0, 1.0)
 

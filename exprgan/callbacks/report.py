@@ -81,12 +81,10 @@ class EvaluationReport(pl.Callback):
         report = self.recognition.compute()
         self.recognition.reset()
         pl_module.log("test/mean_class_acc", report.mean_class_accuracy)
-        for name, value in report.per_class.items():
+        poses = {f"pose_{pose}": value for pose, value in (report.per_pose or {}).items() if pose != "mean"}
+        for name, value in [*report.per_class.items(), *poses.items()]:
             if not math.isnan(value):
                 pl_module.log(f"test/acc_{name}", value)
-        for pose, value in (report.per_pose or {}).items():
-            if pose != "mean" and not math.isnan(value):
-                pl_module.log(f"test/acc_pose_{pose}", value)
         transfer = self._log_transfers(pl_module, "test")
         self.oracle = None
         if not trainer.is_global_zero:
@@ -105,8 +103,7 @@ class EvaluationReport(pl.Callback):
 
     # --- transfers to ground truth (the rendered faces) --------------------------------------
     def _update_transfers(self, pl_module: Any, batch: Batch, stage: str) -> None:
-        """Transfer each face to its reference's expression and score it against the ground
-        truth (``target``); nothing for data without one."""
+        """Score each face's transfer to its reference's expression against the ground truth ``target``, if any."""
         if "target" not in batch:
             return
         images, labels, y_b = batch["image"], batch["label"], batch["reference_label"]
@@ -120,8 +117,7 @@ class EvaluationReport(pl.Callback):
         pl_module.log(f"{stage}/reconstruction_l1", reconstruction, batch_size=len(labels))
 
     def _log_transfers(self, pl_module: Any, stage: str) -> dict[str, float]:
-        """Log the epoch's transfer metrics as ``{stage}/<key>`` (with the oracle: and ``oracle_acc``,
-        its accuracy on the real faces), reset them and return them; nothing without ground truth."""
+        """Log, reset and return the epoch's transfer metrics (and the oracle's ``oracle_acc`` on real faces)."""
         metrics = self.transfers[stage]
         if metrics.update_count == 0:
             return {}

@@ -170,8 +170,6 @@ def write_results(
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     kinds = {"json": "results.json", "per_class": "per_class.csv", "confusion": "confusion.csv"}
-    if report.per_pose is not None:
-        kinds["per_pose"] = "per_pose.csv"
     paths = {kind: out / f"{prefix}_{name}" for kind, name in kinds.items()}
     paths["json"].write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     names = report.class_names
@@ -186,6 +184,7 @@ def write_results(
     confusion.index.name = "true \\ predicted"
     confusion.to_csv(paths["confusion"])
     if report.per_pose is not None:
+        paths["per_pose"] = out / f"{prefix}_per_pose.csv"
         per_pose = pd.DataFrame({"pose": list(report.per_pose), "accuracy": list(report.per_pose.values())})
         per_pose.to_csv(paths["per_pose"], index=False)
     return paths

@@ -61,9 +61,8 @@ class TransferMetrics(Metric):
         self.class_names = list(class_names)
         self.with_oracle = with_oracle
         self.threshold = threshold
-        n = len(self.class_names)
         for name in ("edit_error", "edit_baseline", "hits", "count"):  # per target class
-            self.add_state(name, default=torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state(name, default=torch.zeros(len(self.class_names), dtype=torch.float64), dist_reduce_fx="sum")
         for name in ("collateral_error", "collateral_pixels", "transfer", "no_change", "copy", "images"):
             self.add_state(name, default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
@@ -96,8 +95,7 @@ class TransferMetrics(Metric):
         self.edit_error += (error * mask).sum((1, 2, 3)) @ onehot
         self.edit_baseline += (baseline * mask).sum((1, 2, 3)) @ onehot
         if self.with_oracle:
-            hit = (oracle_labels.to(target_labels.device) == target_labels).double()
-            self.hits += hit @ onehot
+            self.hits += (oracle_labels.to(target_labels.device) == target_labels).double() @ onehot
             self.count += onehot.sum(0)
         keep = 1.0 - mask
         self.collateral_error += (error * keep).sum()

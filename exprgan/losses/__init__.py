@@ -1,11 +1,6 @@
 """Losses of the paper (Eq. 5-12): pure functions of tensors, weights passed by the caller."""
 
-from exprgan.losses.adversarial import (
-    SCALE_WEIGHTS,
-    adversarial_loss,
-    d_adversarial_loss,
-    multiscale_adversarial_loss,
-)
+from exprgan.losses.adversarial import SCALE_WEIGHTS, adversarial_loss, d_adversarial_loss, multiscale_adversarial_loss
 from exprgan.losses.classification import classification_loss
 from exprgan.losses.gradient_penalty import r1_penalty
 from exprgan.losses.perceptual import LAYER_WEIGHTS, PerceptualLoss, VGGFeatures, perceptual_loss

@@ -19,8 +19,7 @@ SCALE_WEIGHTS: tuple[float, ...] = (1.0, 0.5)
 
 def adversarial_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
     """Mean BCE of ``logits`` against the target "real" (1) or "fake" (0)."""
-    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
-    return F.binary_cross_entropy_with_logits(logits, target)
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, float(real)))
 
 
 def _check_scales(scales: Sequence[Sequence[torch.Tensor] | torch.Tensor], weights: Sequence[float]) -> None:

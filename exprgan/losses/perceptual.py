@@ -49,9 +49,8 @@ class VGGFeatures(nn.Module):
     ) -> None:
         super().__init__()
         self.layers = tuple(layers)
-        features = torchvision_model("vgg19", pretrained, weights_path).features
         self.normalize = ImageNetNormalize()
-        self.features = features[: max(self.layers) + 1]
+        self.features = torchvision_model("vgg19", pretrained, weights_path).features[: max(self.layers) + 1]
         self.requires_grad_(False)
         self.eval()
 

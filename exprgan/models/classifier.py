@@ -73,15 +73,14 @@ class ExpressionClassifier(nn.Module):
 
     def forward_head(self, features: torch.Tensor, representation: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``[N, n]`` from backbone features fused with ``R = G_enc(I)`` of the same images."""
-        x = features
         if self.uses_representation:
             if representation is None:
                 raise ValueError("this classifier fuses G_enc's representation: pass representation=G_enc(images)")
-            expected = (x.shape[0], self.representation_channels, *x.shape[-2:])
+            expected = (features.shape[0], self.representation_channels, *features.shape[-2:])
             if representation.shape != expected:
                 raise ValueError(f"representation must be {list(expected)}, got {tuple(representation.shape)}")
-            x = torch.cat([x, representation], dim=1)
-        fused = self.fuse(x)  # [N, fused, h, w]
+            features = torch.cat([features, representation], dim=1)
+        fused = self.fuse(features)  # [N, fused, h, w]
         h, w = fused.shape[-2:]
         # the 7x7 average pool then the first linear layer, as one contraction that opt_einsum orders:
         # a map smaller than 7x7 (2x2 at 64 px) is never blown up to 7x7 (same function, fewer FLOPs)

@@ -14,11 +14,10 @@ DECODER_CHANNELS: tuple[int, ...] = (512, 256, 128, 64)
 
 def deconv_block(in_channels: int, out_channels: int, negative_slope: float) -> nn.Sequential:
     """DeConv(d, k3, s2, p1, output_padding 1) -> l2-N -> activation: doubles the size."""
-    activation = nn.LeakyReLU(negative_slope) if negative_slope > 0 else nn.ReLU()
     return nn.Sequential(
         nn.ConvTranspose2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1, output_padding=1),
         L2Norm(),
-        activation,
+        nn.LeakyReLU(negative_slope) if negative_slope > 0 else nn.ReLU(),
     )
 
 

@@ -26,15 +26,13 @@ class ExpressionCNN(nn.Module):
         for k, stride in enumerate(strides):
             channels *= 2 if k and stride == 2 else 1
             widths.append(channels)
-        self.stages = nn.ModuleList(
+        stages = [
             nn.Sequential(nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
             for cin, cout, stride in zip(widths, widths[1:], strides)
-        )
+        ]
+        self.stages = nn.Sequential(*stages)
         self.head = nn.Linear(widths[-1], num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Expression logits ``[N, num_classes]`` of images ``[N, 3, H, W]`` in ``[-1, 1]``."""
-        x = images
-        for stage in self.stages:
-            x = stage(x)
-        return self.head(x.mean((2, 3)))
+        return self.head(self.stages(images).mean((2, 3)))

@@ -113,8 +113,7 @@ class Generator(nn.Module):
         own = [code_a, code_b, code_a, code_b]
         codes = [s, s, zero, zero]
         if interpolate:
-            interp_c, interp_d = self.switch.interpolate(code_a, code_b, labels_a, labels_b, self.interpolation_p)
-            switched += [interp_c, interp_d]
+            switched += self.switch.interpolate(code_a, code_b, labels_a, labels_b, self.interpolation_p)
             own += [code_a, code_b]
             codes += [s, s]
         pairs = len(switched) // 2  # every input alternates a-side, b-side

@@ -47,12 +47,11 @@ def load_pretrained(model: nn.Module, weights: WeightsEnum, weights_path: str | 
         except RuntimeError as error:
             raise PretrainedWeightsError(f"{weights_path} does not match {type(model).__name__}: {error}") from error
         return
-    expected = expected_cache_file(weights)
     try:
         state = weights.get_state_dict(progress=True, check_hash=True)
     except (OSError, RuntimeError) as error:  # URLError is an OSError
         raise PretrainedWeightsError(
-            f"pretrained weights {weights} are not available offline: expected the file {expected} "
+            f"pretrained weights {weights} are not available offline: expected the file {expected_cache_file(weights)} "
             f"(downloadable from {weights.url}). Put it there, or pass weights_path=<file> "
             f"(a torchvision state dict), or use pretrained=False. Cause: {error}"
         ) from error

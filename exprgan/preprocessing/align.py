@@ -67,16 +67,13 @@ def similarity_from_points(source: np.ndarray, target: np.ndarray) -> np.ndarray
 
     See the module docstring for the rule. ``source`` eyes must be distinct points.
     """
-    source = np.asarray(source, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)
-    source_eyes = source[1] - source[0]
-    target_eyes = target[1] - target[0]
+    source, target = np.asarray(source, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    source_eyes, target_eyes = source[1] - source[0], target[1] - target[0]
     source_distance = float(np.hypot(*source_eyes))
     if source_distance < 1e-9:
         raise ValueError("the two eye centres coincide: cannot align")
     scale = float(np.hypot(*target_eyes)) / source_distance
-    source_height = _height(*source)
-    target_height = _height(*target)
+    source_height, target_height = _height(*source), _height(*target)
     if source_height > 1e-9 and target_height > 0:
         scale = min(scale, target_height / source_height)
     angle = np.arctan2(target_eyes[1], target_eyes[0]) - np.arctan2(source_eyes[1], source_eyes[0])
@@ -92,8 +89,7 @@ def alignment_matrix(landmarks: np.ndarray, size: int, canonical: CanonicalFace 
 
 def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """``points`` ``[N, 2]`` mapped by the ``[2, 3]`` affine ``matrix``."""
-    points = np.asarray(points, dtype=np.float64)
-    return points @ matrix[:, :2].T + matrix[:, 2]
+    return np.asarray(points, dtype=np.float64) @ matrix[:, :2].T + matrix[:, 2]
 
 
 def warp(image: np.ndarray, matrix: np.ndarray, size: int, border: str = "constant") -> np.ndarray:

@@ -44,10 +44,8 @@ class BackendSpec:
         A backend class may define ``prepare(**options) -> dict`` that checks its weights files
         and returns the options with explicit paths; it raises ``BackendWeightsError`` early.
         """
-        backend_class = resolve_backend(self.name)
-        prepare = getattr(backend_class, "prepare", None)
-        options = dict(self.options) if prepare is None else dict(prepare(**self.options))
-        return BackendSpec(self.name, options)
+        prepare = getattr(resolve_backend(self.name), "prepare", None)
+        return BackendSpec(self.name, dict(self.options if prepare is None else prepare(**self.options)))
 
     def build(self) -> LandmarkBackend:
         """A new backend instance (loads its weights)."""

@@ -58,10 +58,7 @@ class DlibBackend:
     name = "dlib"
 
     def __init__(
-        self,
-        predictor_path: str | os.PathLike[str] | None = None,
-        upsample: int = 1,
-        adjust_threshold: float = 0.0,
+        self, predictor_path: str | os.PathLike[str] | None = None, upsample: int = 1, adjust_threshold: float = 0.0
     ) -> None:
         dlib = _import_dlib()
         self.predictor_path = _check_predictor(predictor_path)
@@ -84,8 +81,7 @@ class DlibBackend:
         rectangles, scores, _ = self._detector.run(image, self.upsample, self.adjust_threshold)
         detections = []
         for rectangle, score in zip(rectangles, scores):
-            shape = self._predictor(image, rectangle)
-            points = np.array([(part.x, part.y) for part in shape.parts()], dtype=np.float64)
+            points = np.array([(p.x, p.y) for p in self._predictor(image, rectangle).parts()], dtype=np.float64)
             box = (rectangle.left(), rectangle.top(), rectangle.right(), rectangle.bottom())
             detections.append(Detection(box=box, score=score, landmarks=points))
         return most_confident_first(detections)

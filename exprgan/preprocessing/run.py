@@ -20,26 +20,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from exprgan import __version__
-from exprgan.cache import (
-    CROPS,
-    FAILURES,
-    FORMAT_VERSION,
-    INDEX,
-    JOURNAL,
-    BadImageError,
-    Journal,
-    Key,
-    build_tables,
-    check_settings,
-    crop_name,
-    listing_keys,
-    read_image,
-    remove_temporaries,
-    write_bytes_atomic,
-    write_meta,
-    write_table,
-)
+from exprgan import __version__, cache
 from exprgan.preprocessing.align import BORDERS, CanonicalFace, align_face
 from exprgan.preprocessing.backends import BackendSpec
 from exprgan.preprocessing.landmarks import Detection, LandmarkBackend, most_confident_first
@@ -98,8 +79,8 @@ def process(task: Task, backend: LandmarkBackend) -> dict[str, Any]:
     record: dict[str, Any] = {"path": task.path, "frame": task.frame, "crop": None, "reason": None}
     record.update({"score": None, "box": None, "n_faces": None, "other_faces": None})
     try:
-        image = read_image(Path(task.root) / task.path, task.frame if task.frame >= 0 else None)
-    except BadImageError as error:
+        image = cache.read_image(Path(task.root) / task.path, task.frame if task.frame >= 0 else None)
+    except cache.BadImageError as error:
         return record | {"reason": f"unreadable: {error.reason}"}
     try:
         detections = detect_faces(backend, image, task.detect_max_side)
@@ -112,7 +93,7 @@ def process(task: Task, backend: LandmarkBackend) -> dict[str, Any]:
         return record | {"reason": f"error: {type(error).__name__}: {error}"}
     buffer = io.BytesIO()
     Image.fromarray(crop).save(buffer, format="PNG")
-    write_bytes_atomic(Path(task.out) / task.crop, buffer.getvalue())  # cache I/O errors do stop the run
+    cache.write_bytes_atomic(Path(task.out) / task.crop, buffer.getvalue())  # cache I/O errors do stop the run
     record.update(_detection_info(best))
     record["box"] = json.dumps(record["box"])
     record["other_faces"] = json.dumps([_detection_info(other) for other in others])
@@ -236,9 +217,9 @@ def preprocess(
         "backend": {"name": described["name"], "options": backend_options},
     }
     out.mkdir(parents=True, exist_ok=True)
-    check_settings(out, settings)
+    cache.check_settings(out, settings)
     meta = {
-        "format_version": FORMAT_VERSION,
+        "format_version": cache.FORMAT_VERSION,
         "exprgan_version": __version__,
         "dataset": dataset,
         "root": str(root.resolve()),
@@ -246,23 +227,25 @@ def preprocess(
         "backend": described,
         "landmarks": "68-point iBUG 300-W scheme; eye centre = mean of 36-41 / 42-47, mouth = midpoint of 48, 54",
         "canonical_units": "fractions of the crop side, (x, y) from the top-left; left = the image's left",
-        "files": {"crops": CROPS, "index": INDEX, "failures": FAILURES, "journal": JOURNAL},
+        "files": {"crops": cache.CROPS, "index": cache.INDEX, "failures": cache.FAILURES, "journal": cache.JOURNAL},
         "complete": False,
     }
-    write_meta(out, meta)
-    remove_temporaries(out)
+    cache.write_meta(out, meta)
+    cache.remove_temporaries(out)
 
-    journal = Journal(out / JOURNAL)
+    journal = cache.Journal(out / cache.JOURNAL)
     try:
         for key, record in list(journal.records.items()):
             missing_crop = record.get("crop") is not None and not (out / record["crop"]).is_file()
             if missing_crop or (retry_failures and record.get("crop") is None):
                 del journal.records[key]  # a later add supersedes its line
-        keys = list(dict.fromkeys(listing_keys(listing)))
-        todo: list[Key] = [key for key in keys if key not in journal.records]
+        keys = list(dict.fromkeys(cache.listing_keys(listing)))
+        todo: list[cache.Key] = [key for key in keys if key not in journal.records]
         resumed = len(keys) - len(todo)
         tasks = [
-            Task(str(root), path, frame, str(out), crop_name(path, frame), size, canonical, border, detect_max_side)
+            Task(
+                str(root), path, frame, str(out), cache.crop_name(path, frame), size, canonical, border, detect_max_side
+            )
             for path, frame in todo
         ]
         if workers > 1:
@@ -278,9 +261,9 @@ def preprocess(
     finally:
         journal.close()
 
-    index, failures = build_tables(listing, journal.records)
-    write_table(out / INDEX, index)
-    write_table(out / FAILURES, failures)
+    index, failures = cache.build_tables(listing, journal.records)
+    cache.write_table(out / cache.INDEX, index)
+    cache.write_table(out / cache.FAILURES, failures)
     counts = {"rows": len(listing), "crops": len(index), "failures": len(failures)}
-    write_meta(out, meta | {"complete": True, "counts": counts})
+    cache.write_meta(out, meta | {"complete": True, "counts": counts})
     return PreprocessSummary(len(listing), len(index), len(failures), resumed, len(todo))

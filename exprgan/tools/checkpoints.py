@@ -28,11 +28,8 @@ def load_model(checkpoint: str | os.PathLike[str], device: str | torch.device = 
         raise FileNotFoundError(f"no such checkpoint: {path}")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-        hparams = {
-            key: value
-            for key, value in state["hyper_parameters"].items()
-            if not key.startswith("_") and key not in RETIRED_HPARAMS
-        }
+        hparams = state["hyper_parameters"]
+        hparams = {k: v for k, v in hparams.items() if not k.startswith("_") and k not in RETIRED_HPARAMS}
         hparams["networks"] = {**hparams["networks"], "pretrained": False, "perceptual_pretrained": False}
         model = JointExprGAN(**hparams)
         model.load_state_dict(state["state_dict"])

@@ -52,8 +52,7 @@ def evaluation_images(
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     datamodule.setup("test" if split == "test" else "validate")
-    loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
-    batches = list(loader)
+    batches = list(datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader())
     return torch.cat([b["image"] for b in batches]), torch.cat([b["label"].reshape(-1) for b in batches]).long()
 
 

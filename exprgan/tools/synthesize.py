@@ -57,11 +57,7 @@ SAME_SYNTHESIS = ("seed", "num_train", "labels_digest", "class_names", "image_si
 
 
 def synthesis_plan(
-    labels: Sequence[int],
-    num_expressions: int,
-    per_image: int,
-    seed: int = 0,
-    class_names: Sequence[str] | None = None,
+    labels: Sequence[int], num_expressions: int, per_image: int, seed: int = 0, class_names: Sequence[str] | None = None
 ) -> pd.DataFrame:
     """Which transfers to make: ``per_image`` (``K <= n - 1``) rows per training image of ``labels``, in rank order.
 

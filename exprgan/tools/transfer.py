@@ -168,11 +168,10 @@ def transfer_main(args: Sequence[str]) -> None:
         if reference_labels is not None and len(reference_labels) == 1:
             reference_labels *= len(references)  # one label for every reference
         photo, identity = finder.most_confident(options.identity)
-        faces = [finder.most_confident(path)[1] for path in references]
+        crops = [finder.most_confident(path)[1].crop for path in references]
     except PHOTO_ERRORS as error:  # a photo without a face and an unknown label are ValueErrors
         parser.exit(1, f"{parser.prog}: {error}\n")
 
-    crops = [face.crop for face in faces]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*already share an expression")  # said below, per reference
         transfers, identity_label, labels = transfer_faces(
