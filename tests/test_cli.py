@@ -21,7 +21,10 @@ from exprgan.joint import JointExprGAN
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
 # training configs; overlays and ablations are partial configs composed with one; sweeps are W&B's
-OVERLAYS = {EXPERIMENTS / "synthesis.yaml": EXPERIMENTS / "demo.yaml"}  # overlay: the config it goes on
+OVERLAYS = {  # overlay: the config it goes on
+    EXPERIMENTS / "synthesis.yaml": EXPERIMENTS / "demo.yaml",
+    EXPERIMENTS / "wild.yaml": EXPERIMENTS / "demo.yaml",
+}
 CONFIGS = sorted(p for p in EXPERIMENTS.glob("*.yaml") if p not in OVERLAYS)
 ABLATIONS = sorted((EXPERIMENTS / "ablations").glob("*.yaml"))
 SWEEPS = sorted((EXPERIMENTS / "sweeps").glob("*.yaml"))

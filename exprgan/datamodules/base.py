@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from exprgan.datamodules.pairs import UnpairedPairs
+from exprgan.datamodules.pairs import Sampling, UnpairedPairs, check_sampling
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -36,6 +36,10 @@ class PairDataModule(pl.LightningDataModule):
         seed: seed of the pair stream and of any split.
         steps_per_epoch: training steps per epoch; default: enough pairs to show every
             training image about once per epoch over all ranks.
+        sampling: how the pair stream draws its pairs: ``cycled`` (every step one target
+            expression, images uniform within a class: rare classes as often as common ones)
+            or ``shuffled`` (images uniform over the training set, labels at its own
+            frequencies: a control without re-balancing); see :mod:`exprgan.datamodules.pairs`.
     """
 
     num_expressions: int
@@ -48,13 +52,16 @@ class PairDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         steps_per_epoch: int | None = None,
+        sampling: Sampling = "cycled",
     ) -> None:
         super().__init__()
+        check_sampling(sampling)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.seed = seed
         self.steps_per_epoch = steps_per_epoch
+        self.sampling = sampling
         self.next_step = 0
         self._pairs: UnpairedPairs | None = None
 
@@ -93,6 +100,7 @@ class PairDataModule(pl.LightningDataModule):
             rank=rank,
             world_size=world_size,
             class_names=self.class_names,
+            sampling=self.sampling,
         )
         return DataLoader(self._pairs, batch_size=None, num_workers=self.num_workers, pin_memory=self._pin())
 

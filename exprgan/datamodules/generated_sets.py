@@ -35,7 +35,7 @@ from exprgan.datamodules.images import fit_square
 class SynthesizedDataModule(PairDataModule):
     """Originals plus the first ``per_image`` synthesised transfers of each (see the module docstring).
 
-    Batch sizes, workers, seed and ``steps_per_epoch`` are the inner DataModule's; an epoch
+    Batch sizes, workers, seed, ``steps_per_epoch`` and ``sampling`` are the inner DataModule's; an epoch
     (by default) covers the enlarged set once.
 
     Args:
@@ -53,7 +53,9 @@ class SynthesizedDataModule(PairDataModule):
         per_image: int = 6,
         augment_synthesized: bool = True,
     ) -> None:
-        super().__init__(data.batch_size, data.eval_batch_size, data.num_workers, data.seed, data.steps_per_epoch)
+        super().__init__(
+            data.batch_size, data.eval_batch_size, data.num_workers, data.seed, data.steps_per_epoch, data.sampling
+        )
         if per_image < 0:
             raise ValueError(f"per_image must be >= 0, got {per_image}")
         self.data = data

@@ -18,7 +18,7 @@ from exprgan.cache import INDEX_COLUMNS, BadImageError, CacheError, image_proble
 from exprgan.datamodules.augment import DEFAULT_AUGMENTATION, Augmentation, Augmenter
 from exprgan.datamodules.base import PairDataModule, to_tensor
 from exprgan.datamodules.folds import subject_folds
-from exprgan.datamodules.pairs import EmptyClassError, class_members
+from exprgan.datamodules.pairs import EmptyClassError, Sampling, class_members
 
 OnBadImage = Literal["error", "skip"]
 
@@ -143,7 +143,7 @@ class ImageFolderDataModule(PairDataModule):
             on the test split).
         on_bad_image: ``error`` (raise, naming the file) or ``skip`` (leave it out, warn).
         augmentation: training augmentation (``None``: none).
-        batch_size, eval_batch_size, num_workers, seed, steps_per_epoch: see
+        batch_size, eval_batch_size, num_workers, seed, steps_per_epoch, sampling: see
             :class:`~exprgan.datamodules.base.PairDataModule`.
     """
 
@@ -163,8 +163,9 @@ class ImageFolderDataModule(PairDataModule):
         num_workers: int = 0,
         seed: int = 0,
         steps_per_epoch: int | None = None,
+        sampling: Sampling = "cycled",
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, seed, steps_per_epoch)
+        super().__init__(batch_size, eval_batch_size, num_workers, seed, steps_per_epoch, sampling)
         if image_size % 32:
             raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
         if not 0.0 <= val_fraction < 1.0:

@@ -242,7 +242,7 @@ class MMIDataModule(ImageFolderDataModule):
         views: session.xml track views to keep (0: frontal).
         peak_frames: frames taken around the middle of each sequence.
         **options: ``image_size``, ``val_fraction``, ``on_bad_image``, ``augmentation``,
-            ``batch_size``, ``eval_batch_size``, ``num_workers``, ``seed``, ``steps_per_epoch``
+            ``batch_size``, ``eval_batch_size``, ``num_workers``, ``seed``, ``steps_per_epoch``, ``sampling``
             of :class:`~exprgan.datamodules.images.ImageFolderDataModule`.
     """
 

@@ -192,7 +192,7 @@ class MultiPIEDataModule(ImageFolderDataModule):
         subjects: subjects to use (``None``: all).
         pose_sign: 1: 13_0 is -30 degrees and 04_1 +30; -1 flips the sign.
         **options: ``image_size``, ``val_fraction``, ``on_bad_image``, ``augmentation``,
-            ``batch_size``, ``eval_batch_size``, ``num_workers``, ``seed``, ``steps_per_epoch``
+            ``batch_size``, ``eval_batch_size``, ``num_workers``, ``seed``, ``steps_per_epoch``, ``sampling``
             of :class:`~exprgan.datamodules.images.ImageFolderDataModule`.
     """
 

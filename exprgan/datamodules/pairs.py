@@ -1,22 +1,27 @@
 """Unpaired pair sampling with target-expression cycling (ELEGANT's training schedule).
 
-At training step ``t`` every pair ``(I_a, y_a), (I_b, y_b)`` of the batch has
-``y_a = t mod n`` (the step's target expression) and ``y_b`` drawn uniformly from the
-other non-empty classes; images are drawn uniformly within their class, so rare classes
-are seen as often as common ones. Which images a step gets is a pure function of
-``(seed, step, rank)``: the stream is reproducible, resumable from any step, and
-different on every DDP rank while all ranks train the same target expression.
+``cycled`` (the default): at training step ``t`` every pair ``(I_a, y_a), (I_b, y_b)`` of
+the batch has ``y_a = t mod n`` (the step's target expression) and ``y_b`` drawn uniformly
+from the other non-empty classes; images are drawn uniformly within their class, so rare
+classes are seen as often as common ones. ``shuffled`` (a control without re-balancing):
+``I_a`` is drawn uniformly from all training items, so ``y_a`` follows the training set's
+own class frequencies, and ``I_b`` uniformly from the items of the other classes. Which
+images a step gets is a pure function of ``(seed, step, rank)``: the stream is
+reproducible, resumable from any step, and different on every DDP rank (cycled: while all
+ranks train the same target expression).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 PairBatch = dict[str, torch.Tensor]
+Sampling = Literal["cycled", "shuffled"]
 
 
 class EmptyClassError(ValueError):
@@ -44,17 +49,51 @@ def target_expression(step: int, num_expressions: int) -> int:
     return step % num_expressions
 
 
+def check_sampling(sampling: str) -> None:
+    """Raise a ``ValueError`` unless ``sampling`` is one of :data:`Sampling`."""
+    if sampling not in get_args(Sampling):
+        raise ValueError(f"sampling must be one of {list(get_args(Sampling))}, got {sampling!r}")
+
+
 def sample_pairs(
-    members: Sequence[np.ndarray], step: int, batch_size: int, seed: int = 0, rank: int = 0
+    members: Sequence[np.ndarray],
+    step: int,
+    batch_size: int,
+    seed: int = 0,
+    rank: int = 0,
+    sampling: Sampling = "cycled",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Item indices and labels of the pairs of one step: ``(index_a, label_a, index_b, label_b)``."""
+    """Item indices and labels of the pairs of one step: ``(index_a, label_a, index_b, label_b)``.
+
+    ``members``: the item indices of every class (:func:`class_members`); ``sampling``:
+    ``cycled`` or ``shuffled`` (see the module docstring).
+    """
+    check_sampling(sampling)
     n = len(members)
     rng = np.random.default_rng([seed, step, rank])
+    if sampling == "shuffled":
+        return _shuffled_pairs(members, batch_size, rng)
     label_a = np.full(batch_size, target_expression(step, n), dtype=np.int64)
     label_b = (label_a + rng.integers(1, n, size=batch_size)) % n  # uniform over the other classes
     index_a = np.array([members[c][rng.integers(members[c].size)] for c in label_a])
     index_b = np.array([members[c][rng.integers(members[c].size)] for c in label_b])
     return index_a, label_a, index_b, label_b
+
+
+def _shuffled_pairs(
+    members: Sequence[np.ndarray], batch_size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``I_a`` uniform over all items, ``I_b`` uniform over the items of the other classes."""
+    items = np.concatenate(members)  # grouped by class: class c fills [start[c], start[c] + size[c])
+    size = np.array([m.size for m in members])
+    start = np.cumsum(size) - size
+    position_a = rng.integers(items.size, size=batch_size)
+    label_a = np.searchsorted(start, position_a, side="right") - 1
+    # a position among the items outside class y_a, then stepped over that class's block
+    position_b = rng.integers(items.size - size[label_a])
+    position_b = np.where(position_b < start[label_a], position_b, position_b + size[label_a])
+    label_b = np.searchsorted(start, position_b, side="right") - 1
+    return items[position_a], label_a.astype(np.int64), items[position_b], label_b.astype(np.int64)
 
 
 class UnpairedPairs(IterableDataset):
@@ -77,6 +116,8 @@ class UnpairedPairs(IterableDataset):
         start_step: first step to yield.
         rank, world_size: this process's DDP rank and the number of ranks.
         class_names: names used in error messages.
+        sampling: ``cycled`` (the step's target expression, images uniform within a class)
+            or ``shuffled`` (images uniform over the set): see the module docstring.
     """
 
     def __init__(
@@ -91,8 +132,10 @@ class UnpairedPairs(IterableDataset):
         rank: int = 0,
         world_size: int = 1,
         class_names: Sequence[str] | None = None,
+        sampling: Sampling = "cycled",
     ) -> None:
         super().__init__()
+        check_sampling(sampling)
         if batch_size < 1 or steps_per_epoch < 1:
             raise ValueError(f"batch_size and steps_per_epoch must be >= 1, got {batch_size} and {steps_per_epoch}")
         if not 0 <= rank < world_size:
@@ -105,6 +148,7 @@ class UnpairedPairs(IterableDataset):
         self.start_step = start_step
         self.rank = rank
         self.world_size = world_size
+        self.sampling = sampling
 
     def __len__(self) -> int:
         """Steps in a whole epoch (a resumed epoch yields only its remaining steps)."""
@@ -116,7 +160,9 @@ class UnpairedPairs(IterableDataset):
 
     def batch(self, step: int) -> PairBatch:
         """The batch of ``step`` on this rank."""
-        index_a, label_a, index_b, label_b = sample_pairs(self.members, step, self.batch_size, self.seed, self.rank)
+        index_a, label_a, index_b, label_b = sample_pairs(
+            self.members, step, self.batch_size, self.seed, self.rank, self.sampling
+        )
         return {
             "image_a": torch.stack([self.load_image(int(i)) for i in index_a]),
             "label_a": torch.from_numpy(label_a),

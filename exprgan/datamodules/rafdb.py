@@ -130,7 +130,7 @@ class RAFDBDataModule(ImageFolderDataModule):
         cache: a preprocessed folder (``index.csv`` and crops); overrides ``images``.
         images: ``aligned`` or ``original`` (raw tree only).
         **options: ``image_size``, ``val_fraction``, ``on_bad_image``, ``augmentation``,
-            ``batch_size``, ``eval_batch_size``, ``num_workers``, ``seed``, ``steps_per_epoch``
+            ``batch_size``, ``eval_batch_size``, ``num_workers``, ``seed``, ``steps_per_epoch``, ``sampling``
             of :class:`~exprgan.datamodules.images.ImageFolderDataModule`.
     """
 

@@ -3,8 +3,8 @@
 A transfer is judged by whether a classifier that has never seen the model recognises the
 target expression in it (the field's "target accuracy", e.g. StarGAN's classification error
 on edited faces). The oracle is a small CNN trained from scratch, seeded, on the *real*
-rendered faces of the training identities only; it shares no weights and no training with
-the model it judges.
+rendered faces of the training identities only (or, in the in-the-wild regime, of a balanced
+pool of extra identities); it shares no weights and no training with the model it judges.
 It is trained offline (:mod:`exprgan.offline`) in about two minutes on two CPU cores for the
 demo's 300 identities at 64 px, and cached on disk, so a test run never downloads anything.
 Its own accuracy on the held-out real test faces is reported beside the target accuracy
@@ -43,10 +43,13 @@ class RenderedData(Protocol):
 
     num_expressions: int
     split_sizes: dict[str, int]
+    oracle_identities: int | None
 
     def fingerprint(self) -> dict[str, object]: ...
 
-    def training_faces(self) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def identities(self, split: str) -> range: ...
+
+    def oracle_faces(self) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def rendered_oracle(
@@ -58,21 +61,27 @@ def rendered_oracle(
     min_steps: int = MIN_STEPS,
 ) -> ExpressionCNN:
     """The oracle of a :class:`~exprgan.datamodules.SyntheticFacesDataModule`, trained on its
-    training identities' real faces, or loaded from ``cache_dir`` when trained before.
+    ``oracle_faces()`` (the training identities' real faces, or the pool of
+    ``oracle_identities``), or loaded from ``cache_dir`` when trained before.
 
     The cache file (``cache_dir/oracle-<hash>.pt``) is named by a hash of everything the
-    oracle depends on: the rendered training faces (renderer, size, seed, intensities, number
-    of training identities; not the validation and test splits, which it never sees), the
-    oracle's seed, epochs, fewest steps (:func:`~exprgan.offline.train_classifier`) and version.
+    oracle depends on: the rendered faces it trains on (renderer, size, seed, intensities, the
+    in-the-wild regime, number of training identities or the pool's identity range; not the
+    validation and test splits, which it never sees), the oracle's seed, epochs, fewest steps
+    (:func:`~exprgan.offline.train_classifier`) and version.
     Trains in any grad mode (a Trainer's test loop runs under ``torch.inference_mode``).
     """
     data = dict(datamodule.fingerprint())
-    data["identities"] = datamodule.split_sizes["train"]  # train identities are 0 .. n-1 whatever the other splits
+    if datamodule.oracle_identities is None:
+        data["identities"] = datamodule.split_sizes["train"]  # train identities are 0 .. n-1 whatever the other splits
+    else:  # the pool follows the test range: its identity numbers, not the splits' sizes
+        pool = datamodule.identities("oracle")
+        data["identities"] = {"oracle": [pool.start, pool.stop]}
     key = {"data": data, "classes": datamodule.num_expressions, "seed": seed, "epochs": epochs, "min_steps": min_steps}
     key["version"] = ORACLE_VERSION
 
     def train(oracle: nn.Module) -> None:
-        images, labels = datamodule.training_faces()
+        images, labels = datamodule.oracle_faces()
         train_classifier(
             oracle, images, labels, epochs=epochs, min_steps=min_steps, seed=seed, desc="oracle", progress=progress
         )
