@@ -11,13 +11,21 @@ shows those references, the first column the input faces).
 
     python experiments/analysis/demo_figure.py runs/demo/checkpoints/last.ckpt --out docs/demo_transfer.png \\
         --grid docs/demo_grid.png
+
+``--config`` reads the rendered faces' options from the configs' ``data.init_args`` (later files
+win), e.g. the in-the-wild regime's faces of a Table VII run::
+
+    python experiments/analysis/demo_figure.py runs/table7/ours-s0/checkpoints/last.ckpt \\
+        --config experiments/demo.yaml experiments/wild.yaml --out docs/wild_transfers_ours_s0.png
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
+import yaml
 from torchvision.utils import save_image
 
 from exprgan.datamodules import SyntheticFacesDataModule
@@ -50,7 +58,7 @@ def expression_grid(model, data: SyntheticFacesDataModule, out: str, identities:
     n = data.num_expressions
 
     def face(identity: int, expression: int) -> torch.Tensor:
-        return to_tensor(data.render(identity, expression, data.intensity(identity, expression)))
+        return to_tensor(data.face(identity, expression))
 
     references = torch.stack([face(ids[-1 - e], e) for e in range(n)])  # other identities, one per expression
     sources = torch.stack([face(i, NEUTRAL) for i in ids[:identities]])
@@ -72,10 +80,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--faces", type=int, default=10)
     parser.add_argument("--grid", default=None, help="also draw the Fig. 8-like grid here")
     parser.add_argument("--identities", type=int, default=6, help="rows of the grid")
+    parser.add_argument("--config", nargs="+", default=[], help="configs whose data.init_args set the faces")
     args = parser.parse_args(argv)
 
+    options = {"val_identities": 10}
+    for config in args.config:
+        options |= ((yaml.safe_load(Path(config).read_text()) or {}).get("data") or {}).get("init_args") or {}
     model = load_model(args.checkpoint, "cpu")
-    data = SyntheticFacesDataModule(image_size=model.hparams.image_size, val_identities=10, num_workers=0)
+    options |= {"image_size": model.hparams.image_size, "num_workers": 0}
+    data = SyntheticFacesDataModule(**options)
     data.setup("test")
     transfer_row(model, data, args.out, args.faces)
     if args.grid:
