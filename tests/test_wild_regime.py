@@ -360,6 +360,7 @@ def test_the_datamodule_threads_sampling_into_the_pair_stream() -> None:
         ([1, 1, 1, -1, 1, 1, 1], "non-negative"),
         ([0] * 7, "all zero"),
         ("ckplus", "'ckplus'"),
+        (0.5, "one weight per expression .* got 0.5"),
     ],
 )
 def test_bad_class_frequencies_are_named(frequencies, message: str) -> None:

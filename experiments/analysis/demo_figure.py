@@ -85,7 +85,11 @@ def main(argv: list[str] | None = None) -> None:
 
     options = {"val_identities": 10}
     for config in args.config:
-        options |= ((yaml.safe_load(Path(config).read_text()) or {}).get("data") or {}).get("init_args") or {}
+        data_section = (yaml.safe_load(Path(config).read_text()) or {}).get("data") or {}
+        class_path = data_section.get("class_path", "exprgan.datamodules.SyntheticFacesDataModule")
+        if not class_path.endswith("SyntheticFacesDataModule"):
+            parser.error(f"{config}: data is {class_path}; this script draws the rendered faces only")
+        options |= data_section.get("init_args") or {}
     model = load_model(args.checkpoint, "cpu")
     options |= {"image_size": model.hparams.image_size, "num_workers": 0}
     data = SyntheticFacesDataModule(**options)

@@ -10,8 +10,10 @@ test is on the data's held-out test identities. The variants (``--variants``):
   ``experiments/ablations/`` added (Table VII); ``no_synfi``, real faces only, is the baseline
   every other variant is compared with;
 - ``shuffled``: ``no_synfi`` with ``--data.init_args.sampling shuffled``: real faces only, drawn
-  by a plain shuffled sampler instead of the cycling one (which draws every class equally
-  often): a control separating synthesis from the cycling sampler's re-balancing;
+  by a shuffled sampler instead of the cycling one (which draws every class equally often):
+  a control separating synthesis from the cycling sampler's re-balancing (``I_b`` still comes
+  from another class than ``I_a``, which flattens the skew a little: see
+  :mod:`exprgan.datamodules.pairs`);
 - ``0N``, ``1N``, ``2N``, ``4N``, ``6N`` (Fig. 12): ``no_synfi`` on the originals plus the first k
   transfers of every training image, written once per seed by ``exprgan synthesize --per-image K``
   (K the largest k asked for; the first k of K are a k-run) from the same seed's ``ours``

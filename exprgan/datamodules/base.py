@@ -39,7 +39,7 @@ class PairDataModule(pl.LightningDataModule):
         sampling: how the pair stream draws its pairs: ``cycled`` (every step one target
             expression, images uniform within a class: rare classes as often as common ones)
             or ``shuffled`` (images uniform over the training set, labels at its own
-            frequencies: a control without re-balancing); see :mod:`exprgan.datamodules.pairs`.
+            frequencies: a control with almost no re-balancing); see :mod:`exprgan.datamodules.pairs`.
     """
 
     num_expressions: int

@@ -3,9 +3,12 @@
 ``cycled`` (the default): at training step ``t`` every pair ``(I_a, y_a), (I_b, y_b)`` of
 the batch has ``y_a = t mod n`` (the step's target expression) and ``y_b`` drawn uniformly
 from the other non-empty classes; images are drawn uniformly within their class, so rare
-classes are seen as often as common ones. ``shuffled`` (a control without re-balancing):
-``I_a`` is drawn uniformly from all training items, so ``y_a`` follows the training set's
-own class frequencies, and ``I_b`` uniformly from the items of the other classes. Which
+classes are seen as often as common ones. ``shuffled`` (a control with almost no
+re-balancing): ``I_a`` is drawn uniformly from all training items, so ``y_a`` follows the
+training set's own class frequencies, and ``I_b`` uniformly from the items of the other
+classes (a pair needs two expressions), which flattens a skew a little: of the real faces a
+classifier reads (``I_a`` and ``I_b``), RAF-DB's frequencies give fear 2.7% instead of 2.3%
+and happiness 33.4% instead of 38.9%, where cycling gives every class 14.3%. Which
 images a step gets is a pure function of ``(seed, step, rank)``: the stream is
 reproducible, resumable from any step, and different on every DDP rank (cycled: while all
 ranks train the same target expression).

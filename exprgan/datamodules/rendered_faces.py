@@ -37,13 +37,12 @@ def class_weights(frequencies: str | Sequence[float]) -> np.ndarray:
     weights = np.asarray(frequencies, dtype=np.float64)
     if weights.shape != (n,):
         raise ValueError(
-            f"class_frequencies needs one weight per expression ({n}: {', '.join(EXPRESSIONS)}), "
-            f"got {list(frequencies)}"
+            f"class_frequencies needs one weight per expression ({n}: {', '.join(EXPRESSIONS)}), got {frequencies!r}"
         )
     if not np.isfinite(weights).all() or (weights < 0).any():
-        raise ValueError(f"class_frequencies must be finite and non-negative, got {list(frequencies)}")
+        raise ValueError(f"class_frequencies must be finite and non-negative, got {frequencies!r}")
     if weights.sum() == 0:
-        raise ValueError(f"class_frequencies are all zero: {list(frequencies)}")
+        raise ValueError(f"class_frequencies are all zero: {frequencies!r}")
     return weights / weights.sum()
 
 
@@ -123,7 +122,8 @@ class SyntheticFacesDataModule(PairDataModule):
             ``k`` in 1..6: ``k`` distinct ones. ``1``: the labels are allocated exactly to
             ``class_frequencies`` (largest remainders over ``train_identities`` faces), then
             dealt to the identities in a seeded order; ``k > 1``: each identity draws ``k``
-            expressions without replacement, with probabilities ``class_frequencies``.
+            expressions without replacement, with probabilities ``class_frequencies`` (which
+            flattens a skew: a person cannot show a class twice).
         class_frequencies: ``"uniform"``, ``"rafdb"`` (:data:`RAFDB_TRAIN_COUNTS`) or 7
             non-negative weights in :data:`~exprgan.datamodules.face_renderer.EXPRESSIONS`
             order; only with ``faces_per_identity`` (all 7 expressions a person are uniform).
@@ -181,7 +181,7 @@ class SyntheticFacesDataModule(PairDataModule):
         self.faces_per_identity = faces_per_identity
         self.class_frequencies = class_frequencies
         self.class_weights = weights
-        self.nuisance = nuisance
+        self.nuisance = float(nuisance)
         self.oracle_identities = oracle_identities
         self._splits: dict[str, _Items] = {}
         self._shown = self._training_expressions()  # cheap, and a class left empty raises here

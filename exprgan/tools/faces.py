@@ -1,8 +1,13 @@
 """Faces of a user's photos, aligned as in preprocessing, for ``exprgan recognize`` and ``exprgan transfer``.
 
-:class:`FaceFinder` finds and aligns the faces, :func:`paste_change` adds an edit of an aligned crop
-to its photo, and :func:`photo_tool_parser` / :func:`open_model_and_faces` give both tools their
-shared options.
+:class:`FaceFinder` detects every face with a landmark backend, drops detections below a
+confidence threshold and aligns the rest exactly as ``exprgan preprocess`` does (same
+canonical eye and mouth positions, same warp) at the model's image size.
+:func:`paste_change` adds what an edit changed in an aligned crop to its photo (the inverse warp of
+the change, weighted by :func:`face_mask`, a feathered hull of the face's landmarks), so the rest
+of the face keeps the photo's resolution. :func:`photo_tool_parser` and
+:func:`open_model_and_faces` give both tools ``--ckpt``, ``--device``, ``--min-score`` and the
+backend options of ``exprgan preprocess``.
 """
 
 from __future__ import annotations
