@@ -423,6 +423,10 @@ def interval_text(values: Sequence[float], sign: str = "") -> str:
 def write_table(
     path: Path, figures: Mapping[str, Any], meta: Mapping[str, Any], settings: Settings, json_path: Path
 ) -> None:
+    import pandas as pd
+
+    from exprgan.evaluation.tables import markdown_table
+
     counts, rare = meta.get("train_counts") or {}, meta.get("rarest") or []
     faces = " or ".join(map(str, meta["test_faces"])) or "no"
     command = "python experiments/analysis/table7.py"
@@ -442,23 +446,22 @@ def write_table(
         f"in points, mean ± 95% t-interval (n pairs). Recall of the two rarest training classes ({rarest} of "
         f"{sum(counts.values())} training faces). Every seed's figures: `{json_path}`. Made by `{command}`"
         + (": **--tiny, a smoke test, the numbers mean nothing**." if settings.tiny else "."),
-        "",
-        "| variant | the classifier trains on | n | accuracy | mean class acc. | "
-        + "".join(f"recall {c} | " for c in rare)
-        + "Δ accuracy | Δ mean class acc. | cut by max_time |",
-        "|---|---|---|---|---|" + "---|" * len(rare) + "---|---|---|",
     ]
-    baseline = figures.get(BASELINE, {})
+    baseline, rows = figures.get(BASELINE, {}), []
     for name, by_seed in figures.items():
-        cells = [name, VARIANTS[name].about, str(len(by_seed))]
-        cells += [interval_text(list(metric(by_seed, key).values())) for key in ("acc", "mean_class_acc")]
-        cells += [interval_text(list(metric(by_seed, "recall", c).values())) for c in rare]
-        for key in ("acc", "mean_class_acc"):
+        row = {"the classifier trains on": VARIANTS[name].about, "n": len(by_seed)}
+        row["accuracy"], row["mean class acc."] = (
+            interval_text(list(metric(by_seed, key).values())) for key in ("acc", "mean_class_acc")
+        )
+        row |= {f"recall {c}": interval_text(list(metric(by_seed, "recall", c).values())) for c in rare}
+        for key, column in (("acc", "Δ accuracy"), ("mean_class_acc", "Δ mean class acc.")):
             diffs = list(paired_differences(metric(by_seed, key), metric(baseline, key)).values())
-            cells.append("" if name == BASELINE else f"{interval_text(diffs, sign='+')} (n={len(diffs)})")
+            row[column] = "" if name == BASELINE else f"{interval_text(diffs, sign='+')} (n={len(diffs)})"
         cut = meta["cut_by_max_time"].get(name, [])
-        cells.append(f"seeds {', '.join(map(str, cut))}" if cut else "")
-        lines.append("| " + " | ".join(cells) + " |")
+        row["cut by max_time"] = f"seeds {', '.join(map(str, cut))}" if cut else ""
+        rows.append(row)
+    table = pd.DataFrame(rows, index=pd.Index(list(figures), name="variant"))
+    lines += ["", markdown_table(table).rstrip("\n")]
     synthesis = meta.get("synthesis") or {}
     keys = ("target_acc", "edit_recall")
     judged = {key: [v[key] for v in synthesis.values() if v.get(key) is not None] for key in keys}

@@ -20,9 +20,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from exprgan.datamodules.face_renderer import EYE_SPACING, EYE_Y, ZOOM
+from exprgan.preprocessing.align import warp
 
 # the ranges at strength 1
 MAX_YAW = math.radians(30)
@@ -146,23 +148,17 @@ def _draw_occluder(image: np.ndarray, occluder: Occluder) -> np.ndarray:
     return image * (1.0 - cover) + np.asarray(occluder.color, dtype=np.float64) * cover
 
 
-def _warp(image: np.ndarray, nuisance: Nuisance) -> np.ndarray:
-    """Pose: squash, roll and shift, sampled bilinearly; outside the image repeats the edge pixels."""
-    size = image.shape[0]
-    x, y = _grid(size)
-    # output -> input: undo the shift, the roll (about the centre), then the squash
-    x, y = x - nuisance.shift[0] - 0.5, y - nuisance.shift[1] - 0.5
-    cos_r, sin_r = math.cos(nuisance.roll), math.sin(nuisance.roll)
-    x, y = cos_r * x + sin_r * y, -sin_r * x + cos_r * y
+def _pose_matrix(nuisance: Nuisance, size: int) -> np.ndarray:
+    """The ``[2, 3]`` affine of the pose, input pixels -> output pixels (OpenCV's pixel centres):
+    the squash by ``cos(yaw)`` toward an axis off the centre, the roll about the centre, the shift."""
     axis = 0.25 * math.sin(nuisance.yaw)  # off the centre: one side of a turned head narrows more
-    x = axis + (x - axis) / math.cos(nuisance.yaw)
-    px, py = (x + 0.5) * size - 0.5, (y + 0.5) * size - 0.5  # pixel coordinates
-    px, py = np.clip(px, 0, size - 1), np.clip(py, 0, size - 1)
-    x0, y0 = np.minimum(np.floor(px).astype(np.int64), size - 2), np.minimum(np.floor(py).astype(np.int64), size - 2)
-    fx, fy = (px - x0)[..., None], (py - y0)[..., None]
-    top = image[y0, x0] * (1 - fx) + image[y0, x0 + 1] * fx
-    bottom = image[y0 + 1, x0] * (1 - fx) + image[y0 + 1, x0 + 1] * fx
-    return top * (1 - fy) + bottom * fy
+    squash = np.array([[math.cos(nuisance.yaw), 0.0, axis * (1 - math.cos(nuisance.yaw))], [0, 1, 0], [0, 0, 1]])
+    cos_r, sin_r = math.cos(nuisance.roll), math.sin(nuisance.roll)
+    roll = np.array([[cos_r, -sin_r, 0.0], [sin_r, cos_r, 0.0], [0.0, 0.0, 1.0]])
+    shift = np.array([[1.0, 0.0, nuisance.shift[0]], [0.0, 1.0, nuisance.shift[1]], [0.0, 0.0, 1.0]])
+    # pixel -> centred fraction of the side, and back
+    to_fraction = np.array([[1 / size, 0.0, 0.5 / size - 0.5], [0.0, 1 / size, 0.5 / size - 0.5], [0.0, 0.0, 1.0]])
+    return (np.linalg.inv(to_fraction) @ shift @ roll @ squash @ to_fraction)[:2]
 
 
 def _light(image: np.ndarray, nuisance: Nuisance) -> np.ndarray:
@@ -170,18 +166,6 @@ def _light(image: np.ndarray, nuisance: Nuisance) -> np.ndarray:
     toward = math.cos(nuisance.gradient_angle) * (x - 0.5) + math.sin(nuisance.gradient_angle) * (y - 0.5)
     ramp = 1.0 + nuisance.gradient * 2.0 * toward  # +-gradient at the crop's edges
     return ((image - 127.5) * nuisance.contrast + 127.5 + 255.0 * nuisance.brightness) * ramp[..., None]
-
-
-def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur (``sigma`` in pixels), edges repeated."""
-    radius = max(1, math.ceil(3 * sigma))
-    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    taps /= taps.sum()
-    size = image.shape[0]
-    padded = np.pad(image, ((radius, radius), (0, 0), (0, 0)), mode="edge")
-    image = sum(w * padded[k : k + size] for k, w in enumerate(taps))
-    padded = np.pad(image, ((0, 0), (radius, radius), (0, 0)), mode="edge")
-    return sum(w * padded[:, k : k + size] for k, w in enumerate(taps))
 
 
 def apply_nuisance(image: np.ndarray, nuisance: Nuisance) -> np.ndarray:
@@ -194,12 +178,14 @@ def apply_nuisance(image: np.ndarray, nuisance: Nuisance) -> np.ndarray:
     out = image.astype(np.float64)
     if nuisance.occluder is not None:
         out = _draw_occluder(out, nuisance.occluder)
-    if nuisance.yaw or nuisance.roll or any(nuisance.shift):
-        out = _warp(out, nuisance)
+    if nuisance.yaw or nuisance.roll or any(nuisance.shift):  # revealed borders repeat the edge pixels
+        out = warp(out, _pose_matrix(nuisance, size), size, border="replicate")
     if nuisance.brightness or nuisance.contrast != 1.0 or nuisance.gradient:
         out = _light(out, nuisance)
     if nuisance.blur * size > 0.05:  # below a twentieth of a pixel a blur changes nothing
-        out = _blur(out, nuisance.blur * size)
+        sigma = nuisance.blur * size
+        kernel = 2 * max(1, math.ceil(3 * sigma)) + 1
+        out = cv2.GaussianBlur(out, (kernel, kernel), sigma, borderType=cv2.BORDER_REPLICATE)
     if nuisance.noise:
         out = out + np.random.default_rng(nuisance.noise_seed).normal(0.0, 255.0 * nuisance.noise, out.shape)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)

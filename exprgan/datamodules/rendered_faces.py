@@ -20,7 +20,7 @@ from exprgan.evaluation.oracle import rendered_oracle
 # RAF-DB basic's training images per class in EXPRESSIONS order (Li, Deng and Du, CVPR 2017:
 # the train_* rows of EmoLabel/list_patition_label.txt, 12,271 in all)
 RAFDB_TRAIN_COUNTS: tuple[int, ...] = (1290, 281, 717, 4772, 1982, 705, 2524)
-REGIME_VERSION = 1  # part of the fingerprint of the in-the-wild options: bump when their faces change
+REGIME_VERSION = 2  # part of the fingerprint of the in-the-wild options: bump when their faces change
 
 
 def class_weights(frequencies: str | Sequence[float]) -> np.ndarray:
