@@ -24,7 +24,6 @@ import cv2
 import numpy as np
 
 from exprgan.datamodules.face_renderer import EYE_SPACING, EYE_Y, ZOOM
-from exprgan.preprocessing.align import warp
 
 # the ranges at strength 1
 MAX_YAW = math.radians(30)
@@ -179,7 +178,8 @@ def apply_nuisance(image: np.ndarray, nuisance: Nuisance) -> np.ndarray:
     if nuisance.occluder is not None:
         out = _draw_occluder(out, nuisance.occluder)
     if nuisance.yaw or nuisance.roll or any(nuisance.shift):  # revealed borders repeat the edge pixels
-        out = warp(out, _pose_matrix(nuisance, size), size, border="replicate")
+        matrix = _pose_matrix(nuisance, size)
+        out = cv2.warpAffine(out, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if nuisance.brightness or nuisance.contrast != 1.0 or nuisance.gradient:
         out = _light(out, nuisance)
     if nuisance.blur * size > 0.05:  # below a twentieth of a pixel a blur changes nothing
