@@ -282,6 +282,7 @@ class Objective:
         generated ones (the labels they were given); representations detached, nothing reaches
         G. Returns the logits too, real faces first."""
         real_code = torch.cat([out.code_a, out.code_b]).detach() if self.uses_representation else None
+        weights = None  # every face counts the same
         if features.pixels is None:  # No_SynFI: real faces only
             logits, labels = self.classify(features.features, [real_code], [pairs.real_labels])
         else:
@@ -290,5 +291,8 @@ class Objective:
             logits, labels = self.classify(
                 features.features, [real_code, code], [pairs.real_labels, pairs.given_labels]
             )
-        loss = classification_loss(logits, labels)
+            if self.weights.synthesized != 1:  # a generated face counts this much of a real one
+                n, share = features.num_real, self.weights.synthesized
+                weights = torch.cat([logits.new_ones(n), logits.new_full((len(logits) - n,), share)])
+        loss = classification_loss(logits, labels, weights=weights)
         return loss, {"classification": loss}, logits

@@ -122,6 +122,11 @@ def test_classification_loss_is_cross_entropy() -> None:
     assert _close(classification_loss(torch.zeros(1, 2), torch.tensor([0])), LN2)
     logits = torch.tensor([[LN3, 0.0]])  # softmax 3/4, 1/4
     assert _close(classification_loss(logits, torch.tensor([1])), math.log(4))
+    # weighted: (1 * ln 4/3 + 3 * ln 4) / 4; the first face's loss alone at weights (1, 0)
+    two, labels = torch.tensor([[LN3, 0.0], [LN3, 0.0]]), torch.tensor([0, 1])
+    expected = (math.log(4 / 3) + 3 * math.log(4)) / 4
+    assert _close(classification_loss(two, labels, weights=torch.tensor([1.0, 3.0])), expected)
+    assert _close(classification_loss(two, labels, weights=torch.tensor([1.0, 0.0])), math.log(4 / 3))
 
 
 def test_loss_weights_defaults_are_the_papers() -> None:

@@ -438,3 +438,38 @@ def test_each_phase_loss_runs_on_plain_networks_without_a_trainer() -> None:
         touched = {name for name, net in networks.items() if {id(p) for p in net.parameters()} & reached(loss)}
         assert touched == ({"g", "d"} if phase == "g" else {phase}), phase
     assert "r1" not in objective.d_loss(pairs, out, step=1)[1]  # lazy: not due on odd batches
+
+
+@pytest.mark.parametrize("share", [1.0, 0.25, 0.0])
+def test_a_generated_face_counts_loss_weights_synthesized_of_a_real_one_in_cs_loss(share: float) -> None:
+    """C's loss is ``(sum over real faces + share * sum over generated faces) / (their count
+    weighted alike)`` of the per-face cross-entropy under the given labels. Catches: the share on
+    the real faces instead of the generated ones, an unweighted mean when the share is not 1,
+    generated faces under their source faces' labels."""
+    from exprgan.losses import LossWeights
+    from exprgan.models import ExpressionClassifier, Generator, MultiScaleDiscriminator
+    from exprgan.objective import Objective, Pairs
+
+    torch.manual_seed(0)
+    generator = Generator(7, width=8, identity_init=False)
+    discriminator = MultiScaleDiscriminator(7, 32, width=8, conditioning="projection")
+    classifier = ExpressionClassifier(7, backbone="resnet18", representation_channels=64, hidden_features=16)
+    weights = LossWeights(perceptual=0.0, synthesized=share)
+    objective = Objective(generator, discriminator, classifier, None, weights)
+    pairs = Pairs(images(2, 32), images(2, 32), Y_A, Y_B)
+    out = objective.generate(pairs)
+    loss, _, logits = objective.c_loss(pairs, out, objective.backbone_features(pairs, out))
+    logits = logits.detach()
+
+    def weighted(labels: torch.Tensor, w: torch.Tensor) -> float:
+        return float((w * F.cross_entropy(logits, labels, reduction="none")).sum() / w.sum())
+
+    real, generated = torch.ones(4), torch.full((4,), share)
+    given = torch.cat([pairs.real_labels, pairs.given_labels])
+    sources = torch.cat([pairs.real_labels, pairs.real_labels])
+    assert float(loss) == pytest.approx(weighted(given, torch.cat([real, generated])), rel=1e-6)
+    if share > 0:  # at 0 the generated faces' labels do not count
+        assert float(loss) != pytest.approx(weighted(sources, torch.cat([real, generated])), rel=1e-4)
+    if share != 1:
+        assert float(loss) != pytest.approx(float(F.cross_entropy(logits, given)), rel=1e-4)
+        assert float(loss) != pytest.approx(weighted(given, torch.cat([generated, real])), rel=1e-4)

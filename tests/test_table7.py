@@ -172,7 +172,7 @@ def test_json_structure_table_and_plot(table7: ModuleType, wild: str, tmp_path: 
     assert figures["no_synfi"][0]["recall"]["neutral"] == 0.5
     assert figures["no_synfi"][0]["mean_class_acc"] == pytest.approx(6.5 / 7)
     assert meta["cut_by_max_time"] == {"ours": [1]} and meta["test_faces"] == [14]
-    assert meta["synthesis"] == {0: {"target_acc": 0.8, "edit_recall": 0.5, "oracle_acc": 1.0}}
+    assert meta["synthesis"] == {"ours": {0: {"target_acc": 0.8, "edit_recall": 0.5, "oracle_acc": 1.0}}}
 
     s = settings(table7, wild)
     meta = {"train_counts": dict.fromkeys(NAMES, 15), "rarest": ["surprise", "fear"], **meta}
@@ -184,7 +184,7 @@ def test_json_structure_table_and_plot(table7: ModuleType, wild: str, tmp_path: 
         "mean_class_acc": pytest.approx(1 / 7),
         "recall": {name: 1.0 if name == "surprise" else 0.0 for name in NAMES},
     }
-    assert written["_meta"]["synthesis"]["0"]["edit_recall"] == 0.5
+    assert written["_meta"]["synthesis"]["ours"]["0"]["edit_recall"] == 0.5
 
     table7.write_table(tmp_path / "t.md", figures, meta, s, tmp_path / "t.json")
     rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in (tmp_path / "t.md").read_text().splitlines()}

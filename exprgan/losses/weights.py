@@ -32,6 +32,9 @@ class LossWeights:
         change: weight of :func:`~exprgan.losses.change_l1` in G's loss, the L1 size of its
             edits (0, the paper: none). Not in the paper: it keeps the pixels the expression
             does not need (skin, hair, background) as they were.
+        synthesized: weight of each generated face in the classifier's loss (Eq. 8), a real
+            face's being 1 (1, the paper: C reads them as it reads real faces). Below 1 the
+            generated faces' share of what C learns shrinks (with ``synthesized_images``).
 
     A weight of 0 skips its term's computation (0 perceptual weight: no VGG19 is built).
     """
@@ -46,6 +49,7 @@ class LossWeights:
     r1: float = 0.0
     mismatch: float = 0.0
     change: float = 0.0
+    synthesized: float = 1.0
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
