@@ -131,6 +131,7 @@ def test_classification_loss_is_cross_entropy() -> None:
 
 def test_loss_weights_defaults_are_the_papers() -> None:
     weights = LossWeights()
+    assert weights.synthesized == 1  # a generated face counts as a real one in C's loss
     assert (weights.reconstruction, weights.perceptual, weights.pixel_sum, weights.total_variation) == (10, 15, 5, 5)
     with pytest.raises(ValueError, match="pixel_sum"):
         LossWeights(pixel_sum=-1)

@@ -163,7 +163,9 @@ def test_json_structure_table_and_plot(table7: ModuleType, wild: str, tmp_path: 
     runs, right = tmp_path / "runs", list(range(7)) * 2
     fake_run(runs / "ours-s0", right, 6300, {"target_acc": 0.8, "edit_recall": 0.5, "oracle_acc": 1.0})
     fake_run(runs / "ours-s1", [0] * 14, 6000)  # cut by max_time; says surprise to everything
-    fake_run(runs / "no_synfi-s0", right[:13] + [0], 6300)  # one neutral face wrong
+    fake_run(
+        runs / "no_synfi-s0", right[:13] + [0], 6300, {"target_acc": 0.25, "edit_recall": 0.2}
+    )  # one neutral wrong
     fake_run(runs / "2N-s0", right, 6300)
     (runs / "no_synfi-s1").mkdir()  # unfinished: left out
     figures, meta = table7.collect(runs, 6300)
@@ -172,7 +174,10 @@ def test_json_structure_table_and_plot(table7: ModuleType, wild: str, tmp_path: 
     assert figures["no_synfi"][0]["recall"]["neutral"] == 0.5
     assert figures["no_synfi"][0]["mean_class_acc"] == pytest.approx(6.5 / 7)
     assert meta["cut_by_max_time"] == {"ours": [1]} and meta["test_faces"] == [14]
-    assert meta["synthesis"] == {"ours": {0: {"target_acc": 0.8, "edit_recall": 0.5, "oracle_acc": 1.0}}}
+    assert meta["synthesis"] == {  # every variant that transfers
+        "ours": {0: {"target_acc": 0.8, "edit_recall": 0.5, "oracle_acc": 1.0}},
+        "no_synfi": {0: {"target_acc": 0.25, "edit_recall": 0.2}},
+    }
 
     s = settings(table7, wild)
     meta = {"train_counts": dict.fromkeys(NAMES, 15), "rarest": ["surprise", "fear"], **meta}
@@ -191,5 +196,7 @@ def test_json_structure_table_and_plot(table7: ModuleType, wild: str, tmp_path: 
     assert rows["ours"][2] == "2" and rows["ours"][-1] == "seeds 1 |"
     assert rows["ours"][-3] == f"+{100 / 14:.1f} (n=1)"  # seed 0 only: 100% - 13/14
     assert rows["no_synfi"][-3] == "" and "recall surprise" in rows["variant"][5]
+    text = (tmp_path / "t.md").read_text()
+    assert "The transfers of `ours`" in text and "The transfers of `no_synfi`" in text and "25.0%" in text
     table7.write_plot(tmp_path / "t.png", figures, tiny=False)
     assert (tmp_path / "t.png").stat().st_size > 0

@@ -33,7 +33,7 @@ A kN run asks for ``ours`` of its seed, which is run when it is not there. The s
 split and the pair stream are the same in every run, so the variants of one seed are paired. Every
 fit has the base configuration's budget, its ``trainer.max_steps`` and ``trainer.max_time`` (the
 table flags a run that ``max_time`` stopped before ``max_steps``); an epoch is fixed at 100 batches
-(validation after each) whatever the size of the training set; the oracle that judges ``ours``'s
+(validation after each) whatever the size of the training set; the oracle that judges every variant's
 transfers is trained once (``RUNS/offline``) and shared by the tests.
 
 Default seeds: 0-4 for ``ours``, ``no_synfi`` and the kN, 0-2 for the others; ``--seeds`` gives
@@ -392,6 +392,7 @@ def collect(runs: Path, max_steps: int) -> tuple[dict[str, dict[int, dict[str, A
                 keys = ("target_acc", "edit_recall", "oracle_acc")
                 meta["synthesis"].setdefault(name, {})[seed] = {key: judged[key] for key in keys if key in judged}
     figures = {name: dict(sorted(by_seed.items())) for name, by_seed in figures.items()}
+    meta["synthesis"] = {name: dict(sorted(by_seed.items())) for name, by_seed in meta["synthesis"].items()}
     meta["test_faces"] = sorted(meta["test_faces"])
     return figures, meta
 

@@ -32,9 +32,11 @@ class LossWeights:
         change: weight of :func:`~exprgan.losses.change_l1` in G's loss, the L1 size of its
             edits (0, the paper: none). Not in the paper: it keeps the pixels the expression
             does not need (skin, hair, background) as they were.
-        synthesized: weight of each generated face in the classifier's loss (Eq. 8), a real
-            face's being 1 (1, the paper: C reads them as it reads real faces). Below 1 the
-            generated faces' share of what C learns shrinks (with ``synthesized_images``).
+        synthesized: weight of each generated face in C's own loss (Eq. 8), a real face's
+            being 1 (1, the paper: C reads them as it reads real faces). Below 1 the generated
+            faces' share of what C learns shrinks (with ``synthesized_images``); G's ``L_C``
+            counts them as before. 0 is not No_SynFI: C's backbone (its BatchNorm statistics)
+            still reads them.
 
     A weight of 0 skips its term's computation (0 perceptual weight: no VGG19 is built).
     """
