@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 import torch
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A script outside the package (``experiments/analysis/``, ``benchmarks/``) imported from its
+    path as module ``name`` (registered, so its dataclasses can look their module up)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 
 from exprgan.losses import LossWeights
 from exprgan.options import Networks, Optimization
+from tests.conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "run.py"
@@ -33,11 +33,7 @@ open(args[args.index("--out") + 1], "w").write(json.dumps(figures))
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
     """The benchmark script, imported from its path (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("benchmark_run", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "benchmark_run")
 
 
 def test_the_reference_step_is_the_papers_model_offline(bench: ModuleType) -> None:

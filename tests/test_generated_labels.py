@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -10,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.conftest import tiny_data, tiny_model
+from tests.conftest import load_script, tiny_data, tiny_model
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "analysis" / "generated_labels.py"
 
@@ -18,11 +17,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "analysis" / "gen
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
     """The analysis script, imported from its path (experiments/analysis/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("generated_labels", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "generated_labels")
 
 
 class SaysSurprise(nn.Module):

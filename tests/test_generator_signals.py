@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -10,7 +9,7 @@ import pytest
 import torch
 
 from exprgan.datamodules.base import to_tensor
-from tests.conftest import tiny_data, tiny_model
+from tests.conftest import load_script, tiny_data, tiny_model
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "analysis" / "generator_signals.py"
 
@@ -18,11 +17,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "analysis" / "gen
 @pytest.fixture(scope="module")
 def signals() -> ModuleType:
     """The analysis script, imported from its path (experiments/analysis/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("generator_signals", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "generator_signals")
 
 
 def test_term_gradients_of_an_identity_generator(signals: ModuleType) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -14,6 +12,7 @@ import torch
 import yaml
 
 from exprgan.evaluation.metrics import classification_report, write_results
+from tests.conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "analysis" / "table7.py"
@@ -25,12 +24,7 @@ NAMES = ["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutra
 @pytest.fixture(scope="module")
 def table7() -> ModuleType:
     """The analysis script, imported from its path (experiments/analysis/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("table7", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["table7"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "table7")
 
 
 @pytest.fixture

@@ -25,28 +25,15 @@ more faces than the oracle does has learnt to read the generator's label, not th
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
-import yaml
 
 from exprgan.datamodules import SyntheticFacesDataModule
 from exprgan.evaluation.oracle import oracle_predict
 from exprgan.tools.checkpoints import load_model
+from exprgan.tools.data_config import load_datamodule
 
 JUDGES = ("C", "C pixels", "C R", "D")
-
-
-def rendered_data(configs: list[str], image_size: int) -> SyntheticFacesDataModule:
-    """The rendered faces of the configs' ``data.init_args`` (later files win)."""
-    options: dict[str, object] = {}
-    for config in configs:
-        section = (yaml.safe_load(Path(config).read_text()) or {}).get("data") or {}
-        class_path = section.get("class_path", "exprgan.datamodules.SyntheticFacesDataModule")
-        if not class_path.endswith("SyntheticFacesDataModule"):
-            raise SystemExit(f"{config}: data is {class_path}; this script judges the rendered faces only")
-        options |= section.get("init_args") or {}
-    return SyntheticFacesDataModule(**(options | {"image_size": image_size, "num_workers": 0}))
 
 
 @torch.no_grad()
@@ -64,12 +51,13 @@ def judge(model, data: SyntheticFacesDataModule, oracle: torch.nn.Module, batche
         seen["oracle"].append(judged == given)
         seen["oracle still source"].append(judged == source_labels)
 
-        for name, pixels, coded in (
-            ("C", generated, generated),
-            ("C pixels", generated, sources),
-            ("C R", sources, generated),
+        reads_r = model.classifier.uses_representation
+        r_generated, r_sources = (model.generator.encode(x) if reads_r else None for x in (generated, sources))
+        for name, pixels, code in (
+            ("C", generated, r_generated),
+            ("C pixels", generated, r_sources),
+            ("C R", sources, r_generated),
         ):
-            code = model.generator.encode(coded) if model.classifier.uses_representation else None
             seen[name].append(model.classifier(pixels, code).argmax(1) == given)
         every_label = torch.arange(model.hparams.num_expressions).expand(len(generated), -1)
         seen["D"].append(sum(model.discriminator(generated, every_label)).argmax(1) == given)
@@ -96,7 +84,7 @@ def report(name: str, seen: dict[str, torch.Tensor]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="+")
-    parser.add_argument("--config", nargs="+", default=[], help="configs whose data.init_args set the faces")
+    parser.add_argument("--config", nargs="+", required=True, help="configs whose data: section sets the faces")
     parser.add_argument("--batches", type=int, default=60, help="training batches of pairs to judge")
     parser.add_argument("--oracle-dir", default="runs/table7/offline", help="where the oracle is cached")
     args = parser.parse_args(argv)
@@ -105,7 +93,12 @@ def main(argv: list[str] | None = None) -> None:
     for checkpoint in args.checkpoints:
         model = load_model(checkpoint, "cpu")
         if data is None:
-            data = rendered_data(args.config, model.hparams.image_size)
+            size = model.hparams.image_size
+            data = load_datamodule(
+                args.config, [f"--data.init_args.image_size={size}", "--data.init_args.num_workers=0"]
+            )
+            if not isinstance(data, SyntheticFacesDataModule):
+                parser.error(f"the configs' data is {type(data).__name__}; this script judges the rendered faces only")
             oracle = data.transfer_oracle(args.oracle_dir)
         torch.manual_seed(0)
         print(report(checkpoint, judge(model, data, oracle, args.batches)), end="\n\n")
